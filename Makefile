@@ -1,0 +1,97 @@
+# pam_mailauth - one plain Makefile.
+#
+#   make            pam_mailauth.so, mailauth, lib/libmailauth.a
+#   make check      every test (unit, fake servers, real Dovecot through PAM)
+#   make demo       a throwaway Dovecot and a real PAM login against it
+#   make install    DESTDIR, PREFIX; module into the multiarch security dir
+#   make asan       the test suite under ASan + UBSan
+
+CC        ?= cc
+PREFIX    ?= /usr
+DESTDIR   ?=
+MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
+PAMDIR    ?= /lib/$(MULTIARCH)/security
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+PKG_CONFIG ?= pkg-config
+
+WARN     = -Wall -Wextra -Wformat=2 -Wshadow -Wconversion -Wmissing-prototypes \
+           -Wstrict-prototypes -Wpointer-arith -Wvla -Wnull-dereference \
+           -Wimplicit-fallthrough
+WERROR  ?= -Werror
+OPT     ?= -O2 -g
+HARDEN   = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fno-strict-overflow
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags libconfuse openssl)
+DEPLIBS   := $(shell $(PKG_CONFIG) --libs libconfuse openssl) -lpam -lpthread
+CFLAGS  ?=
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) \
+             -fPIC -fvisibility=hidden -Ilib $(DEPCFLAGS) $(SAN) $(CFLAGS)
+LDFLAGS ?=
+ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN) $(LDFLAGS)
+
+LIB_SRC  = $(sort $(wildcard lib/*.c))
+LIB_OBJ  = $(LIB_SRC:.c=.o)
+LIB_HDR  = $(wildcard lib/*.h)
+
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(UNIT_SRC:.c=)
+TEST_HELPERS = tests/harness/ma_harness
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check)
+
+all: pam_mailauth.so mailauth lib/libmailauth.a
+
+lib/%.o: lib/%.c $(LIB_HDR)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+lib/libmailauth.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+pam_mailauth.o: pam_mailauth.c $(LIB_HDR)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Only pam_sm_* are exported (pam_mailauth.map); tests/unit/test_exports proves it.
+pam_mailauth.so: pam_mailauth.o lib/libmailauth.a pam_mailauth.map
+	$(CC) -shared -o $@ pam_mailauth.o lib/libmailauth.a \
+	  -Wl,--version-script=pam_mailauth.map -Wl,--no-undefined $(ALL_LDFLAGS) $(DEPLIBS)
+
+mailauth: mailauth.c lib/libmailauth.a $(LIB_HDR)
+	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ mailauth.c lib/libmailauth.a $(ALL_LDFLAGS) $(DEPLIBS)
+
+tests/unit/test_%: tests/unit/test_%.c tests/unit/unit.h lib/libmailauth.a
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -o $@ $< lib/libmailauth.a \
+	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(DEPLIBS) -ldl
+
+tests/harness/%: tests/harness/%.c lib/libmailauth.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
+
+test-programs: all $(UNIT_BIN) $(TEST_HELPERS)
+
+# The one test command (README): unit tests, fake servers, real servers.
+check: test-programs
+	tests/run-tests.sh
+
+demo: all
+	tests/demo.sh
+
+asan:
+	$(MAKE) clean
+	$(MAKE) SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  OPT="-O1 -g" HARDEN="" check
+	$(MAKE) clean
+
+install: all
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR)
+	install -m 0644 pam_mailauth.so $(DESTDIR)$(PAMDIR)/pam_mailauth.so
+	install -m 0755 mailauth $(DESTDIR)$(BINDIR)/mailauth
+	install -d $(DESTDIR)$(PREFIX)/share/doc/pam_mailauth/examples
+	install -m 0644 conf/*.conf $(DESTDIR)$(PREFIX)/share/doc/pam_mailauth/examples/
+
+clean:
+	rm -f lib/*.o lib/libmailauth.a pam_mailauth.o pam_mailauth.so mailauth \
+	  $(UNIT_BIN) $(TEST_HELPERS)
+	rm -rf tests/tmp
+
+.PHONY: all check demo asan install clean test-programs

@@ -1,0 +1,82 @@
+/*
+ * mailauth.h - the face of libmailauth: check a user's password against an
+ * IMAP or SMTP submission server over verified TLS.
+ *
+ * Data flows one way: caller -> config -> route -> connect -> TLS -> protocol
+ * -> SASL mechanism -> verdict.  Nothing in lib/ knows about PAM; the PAM glue
+ * (pam_mailauth.c) and the tool (mailauth.c) map enum ma_err to their own
+ * return codes.
+ */
+#ifndef MAILAUTH_H
+#define MAILAUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The one error model of the library.  MA_OK is the only success. */
+enum ma_err {
+	MA_OK = 0,
+	MA_AUTH_FAILED,   /* the server rejected the credentials */
+	MA_BAD_INPUT,     /* refused before connecting (empty password, CR/LF in
+	                     the user name, over-long input, OpenSSH placeholder) */
+	MA_USER_UNKNOWN,  /* not routed to any server, or local uid too low */
+	MA_UNAVAILABLE,   /* DNS, connect, server said "try later" */
+	MA_TLS,           /* handshake, certificate or pin failure */
+	MA_PROTOCOL,      /* malformed, over-long or out-of-sequence reply */
+	MA_TIMEOUT,       /* the one deadline of this authentication passed */
+	MA_NO_MECH,       /* no mechanism both sides allow */
+	MA_CONFIG,        /* configuration missing or invalid */
+	MA_NOMEM,
+	MA_INTERNAL,
+};
+
+/* Static, human-readable name of an error ("auth-failed", "tls", ...). */
+const char *ma_err_name(enum ma_err err);
+
+/*
+ * Where the library's log lines go.  priority is a syslog priority
+ * (LOG_INFO, LOG_DEBUG, LOG_ERR...).  Lines handed to emit never contain a
+ * password, a SASL payload or base64 of either; server text in them has
+ * control characters escaped.  emit may be NULL (no logging).
+ */
+struct ma_log {
+	void (*emit)(void *arg, int priority, const char *line);
+	void *arg;
+	bool debug;            /* also emit the redacted protocol exchange */
+};
+
+/* What one authentication did, for the caller's one log line. */
+struct ma_result {
+	enum ma_err err;
+	char server[64];       /* name of the server section that gave the verdict */
+	char login[256];       /* login name sent (not secret) */
+	char tls_version[16];  /* "TLSv1.3", or "none" */
+	char mechanism[32];    /* "SCRAM-SHA-256", "PLAIN", "IMAP-LOGIN"... */
+	char detail[256];      /* why it failed, escaped, never secret */
+	long duration_ms;
+};
+
+struct ma_config;
+
+/*
+ * Authenticate USER with PASSWORD (NUL-terminated; the library never keeps
+ * a copy beyond this call and wipes every buffer it derived from it).
+ * Runs the local checks (minimum_uid, require_local_user), routing, then the
+ * configured servers in order while they are unavailable; a rejection never
+ * moves on.  Returns MA_OK only when a server accepted the credentials over
+ * a verified TLS session (or tls = none on loopback) and the mechanism
+ * proved the server where it can.  res is always filled (may be NULL).
+ */
+enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
+                            const char *password, const struct ma_log *log,
+                            struct ma_result *res);
+
+/*
+ * Checks that need no network: is USER allowed by minimum_uid /
+ * require_local_user, and is it routed to a server?  Returns MA_OK,
+ * MA_USER_UNKNOWN or MA_BAD_INPUT.
+ */
+enum ma_err ma_check_user(const struct ma_config *cfg, const char *user,
+                          char *why, size_t whylen);
+
+#endif

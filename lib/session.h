@@ -1,0 +1,52 @@
+/*
+ * session.h - one authentication against one server, shared by the protocol
+ * clients (imap.c, smtp.c) and the driver (mailauth.c in lib/auth.c).
+ * Internal to the library.
+ */
+#ifndef MA_SESSION_H
+#define MA_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "deadline.h"
+#include "mailauth.h"
+#include "stream.h"
+#include "tls.h"
+
+/* Capabilities learned from a server; discarded when TLS starts (SPEC 2). */
+struct ma_caps {
+	unsigned mechs;          /* bit set of enum ma_mech advertised */
+	bool known;              /* a capability list was received */
+	bool starttls;
+	bool logindisabled;      /* IMAP: LOGIN command forbidden */
+	bool sasl_ir;            /* IMAP RFC 4959 / SMTP: initial response allowed */
+	bool auth;               /* SMTP: an AUTH keyword was advertised */
+	char text[512];          /* escaped, for logs and `mailauth probe` */
+};
+
+struct ma_session {
+	const struct ma_config *cfg;
+	const struct ma_server *srv;
+	const struct ma_log *log;
+	const struct ma_deadline *dl;
+	struct ma_stream *stream;        /* connected by the driver */
+	struct ma_tls_params tls;        /* for implicit TLS or STARTTLS */
+	const char *login;               /* what is sent as the user name */
+	const char *password;            /* NULL in probe mode */
+	size_t password_len;
+	bool probe;                      /* stop after capabilities, send nothing secret */
+	struct ma_caps caps_plain;       /* before TLS (STARTTLS only) */
+	struct ma_caps caps_tls;         /* after TLS: the only ones used to choose */
+	enum ma_mech mechanism;          /* chosen / used */
+	bool mechanism_set;
+	char why[256];                   /* escaped reason on failure */
+};
+
+/* Protocol clients: run the whole dialogue on s->stream (plain, or already
+ * TLS for implicit mode).  Return MA_OK only on the server's acceptance. */
+enum ma_err ma_imap_session(struct ma_session *s);
+enum ma_err ma_smtp_session(struct ma_session *s);
+
+#endif
