@@ -55,7 +55,7 @@ pam_mailauth.o: pam_mailauth.c $(LIB_HDR)
 # Only pam_sm_* are exported (pam_mailauth.map); tests/unit/test_exports proves it.
 pam_mailauth.so: pam_mailauth.o lib/libmailauth.a pam_mailauth.map
 	$(CC) -shared -o $@ pam_mailauth.o lib/libmailauth.a \
-	  -Wl,--version-script=pam_mailauth.map -Wl,--no-undefined $(ALL_LDFLAGS) $(DEPLIBS)
+	  -Wl,--version-script=pam_mailauth.map -Wl,--no-undefined -Wl,-z,nodelete $(ALL_LDFLAGS) $(DEPLIBS)
 
 mailauth: mailauth.c lib/libmailauth.a $(LIB_HDR)
 	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ mailauth.c lib/libmailauth.a $(ALL_LDFLAGS) $(DEPLIBS)

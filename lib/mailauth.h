@@ -79,4 +79,15 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 enum ma_err ma_check_user(const struct ma_config *cfg, const char *user,
                           char *why, size_t whylen);
 
+/*
+ * `mailauth probe`: connect to every server of the configuration (or only
+ * the one named SERVER), and report through PRINT, one line per call: TLS
+ * version and cipher, the certificate and its verification, capabilities
+ * before and after TLS, and the mechanism that would be chosen.  Never sends
+ * a credential.  Returns MA_OK when every probed server was fine.
+ */
+enum ma_err ma_probe(const struct ma_config *cfg, const char *server,
+                     const struct ma_log *log,
+                     void (*print)(void *arg, const char *line), void *arg);
+
 #endif

@@ -41,6 +41,9 @@ struct ma_session {
 	struct ma_caps caps_tls;         /* after TLS: the only ones used to choose */
 	enum ma_mech mechanism;          /* chosen / used */
 	bool mechanism_set;
+	char tls_version[16];            /* of the session, once TLS is up */
+	char tls_cipher[64];
+	char peer[512];                  /* certificate summary, probe mode */
 	char why[256];                   /* escaped reason on failure */
 };
 

@@ -1,0 +1,337 @@
+/*
+ * auth.c - the driver behind ma_authenticate(): input checks, local account
+ * policy, routing, then each routed server in order while it is unavailable
+ * (SPEC 5: a rejection never moves on), one deadline for all of it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "log.h"
+#include "mailauth.h"
+#include "net.h"
+#include "secret.h"
+#include "session.h"
+#include "stream.h"
+
+/* What OpenSSH's sshd hands PAM for a user that does not exist, so that
+ * timing does not reveal it (auth-pam.c); never worth a connection. */
+static const char openssh_placeholder[] = "\b\n\r\177INCORRECT";
+
+/* Longest password sent to a server; PAM_MAX_RESP_SIZE is 512. */
+#define MA_PASSWORD_MAX 1024
+#define MA_USER_MAX 255
+
+const char *ma_err_name(enum ma_err err)
+{
+	switch (err) {
+	case MA_OK: return "ok";
+	case MA_AUTH_FAILED: return "auth-failed";
+	case MA_BAD_INPUT: return "bad-input";
+	case MA_USER_UNKNOWN: return "user-unknown";
+	case MA_UNAVAILABLE: return "unavailable";
+	case MA_TLS: return "tls-error";
+	case MA_PROTOCOL: return "protocol-error";
+	case MA_TIMEOUT: return "timeout";
+	case MA_NO_MECH: return "no-mechanism";
+	case MA_CONFIG: return "config-error";
+	case MA_NOMEM: return "out-of-memory";
+	case MA_INTERNAL: return "internal-error";
+	}
+	return "unknown-error";
+}
+
+static bool domain_listed(char *const *list, size_t n, const char *domain)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(list[i], domain) == 0)
+			return true;
+	return false;
+}
+
+static bool server_serves(const struct ma_config *cfg, const struct ma_server *srv,
+                          const char *login)
+{
+	const char *domain = ma_login_domain(login);
+	if (cfg->n_domains > 0 && !domain_listed(cfg->domains, cfg->n_domains, domain))
+		return false;
+	return srv->n_domains == 0 || domain_listed(srv->domains, srv->n_domains, domain);
+}
+
+static enum ma_err check_input(const char *user, const char *password, char *why, size_t whylen)
+{
+	if (user == NULL || user[0] == '\0' || strlen(user) > MA_USER_MAX) {
+		snprintf(why, whylen, "empty or over-long user name");
+		return MA_BAD_INPUT;
+	}
+	/* SPEC 3: CR, LF (and NUL, which cannot occur in a C string) in a user
+	 * name are rejected before connecting: they would split a command. */
+	if (strpbrk(user, "\r\n") != NULL) {
+		snprintf(why, whylen, "control characters in the user name");
+		return MA_BAD_INPUT;
+	}
+	if (password == NULL || password[0] == '\0') {
+		snprintf(why, whylen, "empty password");
+		return MA_BAD_INPUT;
+	}
+	if (strlen(password) > MA_PASSWORD_MAX) {
+		snprintf(why, whylen, "password longer than %d bytes", MA_PASSWORD_MAX);
+		return MA_BAD_INPUT;
+	}
+	if (strcmp(password, openssh_placeholder) == 0) {
+		snprintf(why, whylen, "OpenSSH placeholder password (invalid user)");
+		return MA_BAD_INPUT;
+	}
+	return MA_OK;
+}
+
+enum ma_err ma_check_user(const struct ma_config *cfg, const char *user,
+                          char *why, size_t whylen)
+{
+	enum ma_err rc = MA_USER_UNKNOWN;
+	char *login = NULL;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (user == NULL || user[0] == '\0' || strlen(user) > MA_USER_MAX ||
+	    strpbrk(user, "\r\n") != NULL) {
+		snprintf(why, whylen, "invalid user name");
+		return MA_BAD_INPUT;
+	}
+	int err = getpwnam_r(user, &pw, buf, sizeof(buf), &found);
+	if (err != 0 && err != ENOENT && err != ESRCH) {
+		/* Cannot tell whether this is root: fail closed. */
+		snprintf(why, whylen, "cannot look up local account: %s", strerror(err));
+		goto out;
+	}
+	if (found != NULL && (unsigned long)found->pw_uid < cfg->minimum_uid) {
+		snprintf(why, whylen, "local uid %lu is below minimum_uid %lu",
+		         (unsigned long)found->pw_uid, cfg->minimum_uid);
+		goto out;
+	}
+	if (found == NULL && cfg->require_local_user) {
+		snprintf(why, whylen, "no local account and require_local_user is set");
+		goto out;
+	}
+	login = ma_config_login_name(cfg, user);
+	if (login == NULL) {
+		snprintf(why, whylen, "cannot build the login name");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		if (server_serves(cfg, &cfg->servers[i], login)) {
+			rc = MA_OK;
+			goto out;
+		}
+	}
+	snprintf(why, whylen, "no server serves the domain of this user");
+out:
+	ma_wipe(buf, sizeof(buf));
+	free(login);
+	return rc;
+}
+
+static void set_text(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src != NULL ? src : "");
+}
+
+static void fill_tls_params(const struct ma_config *cfg, const struct ma_server *srv,
+                            struct ma_tls_params *p)
+{
+	p->verify_name = srv->verify_name;
+	p->ca_file = srv->ca_file;
+	p->ca_path = srv->ca_path;
+	p->min_version = cfg->tls_min_version;
+	p->pins = (const unsigned char (*)[32])srv->pins;
+	p->n_pins = srv->n_pins;
+}
+
+/* Connect, start TLS for implicit mode, and run the protocol on one server. */
+static enum ma_err one_server(struct ma_session *s)
+{
+	enum ma_err rc = MA_INTERNAL;
+	const struct ma_server *srv = s->srv;
+
+	fill_tls_params(s->cfg, srv, &s->tls);
+	int fd = ma_net_connect(srv->host, srv->port, srv->tls == MA_TLS_NONE, s->dl,
+	                        &rc, s->why, sizeof(s->why));
+	if (fd < 0)
+		return rc;
+	rc = ma_stream_new(fd, s->dl, s->log, &s->stream);
+	if (rc != MA_OK)
+		return rc;
+	if (srv->tls == MA_TLS_IMPLICIT) {
+		rc = ma_stream_start_tls(s->stream, &s->tls, s->why, sizeof(s->why));
+		if (rc != MA_OK)
+			goto out;
+	}
+	rc = srv->protocol == MA_PROTO_IMAP ? ma_imap_session(s) : ma_smtp_session(s);
+	/* Fail closed: only a protocol session that ended on TLS (or on the
+	 * loopback-only tls = none) may report success. */
+	if (rc == MA_OK && !s->probe && srv->tls != MA_TLS_NONE &&
+	    ma_stream_tls(s->stream) == NULL)
+		rc = MA_INTERNAL;
+out:
+	if (s->stream != NULL && ma_stream_tls(s->stream) != NULL) {
+		struct ma_tls *tls = ma_stream_tls(s->stream);
+		set_text(s->tls_version, sizeof(s->tls_version), ma_tls_version(tls));
+		set_text(s->tls_cipher, sizeof(s->tls_cipher), ma_tls_cipher(tls));
+		if (s->probe)
+			ma_tls_describe_peer(tls, s->peer, sizeof(s->peer));
+	}
+	ma_stream_close(&s->stream);
+	return rc;
+}
+
+static bool unavailable_family(enum ma_err rc)
+{
+	return rc == MA_UNAVAILABLE || rc == MA_TLS || rc == MA_PROTOCOL ||
+	       rc == MA_TIMEOUT || rc == MA_NO_MECH;
+}
+
+
+enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
+                            const char *password, const struct ma_log *log,
+                            struct ma_result *res)
+{
+	enum ma_err rc = MA_INTERNAL;
+	struct ma_result local;
+	struct ma_deadline dl;
+	struct timespec started;
+	char *login = NULL;
+	bool tried = false;
+
+	if (res == NULL)
+		res = &local;
+	memset(res, 0, sizeof(*res));
+	set_text(res->tls_version, sizeof(res->tls_version), "none");
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	if (cfg == NULL) {
+		rc = MA_CONFIG;
+		goto out;
+	}
+	rc = check_input(user, password, res->detail, sizeof(res->detail));
+	if (rc != MA_OK)
+		goto out;
+	rc = ma_check_user(cfg, user, res->detail, sizeof(res->detail));
+	if (rc != MA_OK)
+		goto out;
+	login = ma_config_login_name(cfg, user);
+	if (login == NULL) {
+		rc = MA_NOMEM;
+		goto out;
+	}
+	set_text(res->login, sizeof(res->login), login);
+
+	ma_deadline_start(&dl, cfg->timeout_ms);
+	rc = MA_USER_UNKNOWN;
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		const struct ma_server *srv = &cfg->servers[i];
+		if (!server_serves(cfg, srv, login))
+			continue;
+		if (tried && ma_deadline_remaining_ms(&dl) == 0)
+			break;
+		struct ma_session s = {
+			.cfg = cfg, .srv = srv, .log = log, .dl = &dl, .login = login,
+			.password = password, .password_len = strlen(password),
+		};
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = one_server(&s);
+		tried = true;
+		set_text(res->server, sizeof(res->server), srv->name);
+		set_text(res->detail, sizeof(res->detail), s.why);
+		set_text(res->mechanism, sizeof(res->mechanism),
+		         s.mechanism_set ? ma_mech_name(s.mechanism) : "none");
+		set_text(res->tls_version, sizeof(res->tls_version),
+		         s.tls_version[0] != '\0' ? s.tls_version : "none");
+		char eh[128], eu[300];
+		ma_log(log, rc == MA_OK || rc == MA_AUTH_FAILED ? LOG_INFO : LOG_WARNING,
+		       "server=%s host=%s port=%u tls=%s mechanism=%s user=%s result=%s "
+		       "duration=%ldms%s%s", srv->name,
+		       ma_escape(eh, sizeof(eh), srv->host, strlen(srv->host)), srv->port,
+		       res->tls_version, res->mechanism, ma_escape(eu, sizeof(eu), login, strlen(login)),
+		       ma_err_name(rc),
+		       ma_elapsed_ms(&t0), s.why[0] != '\0' && rc != MA_OK ? " reason=" : "",
+		       rc != MA_OK ? s.why : "");
+		if (!unavailable_family(rc))
+			break;
+	}
+out:
+	res->err = rc;
+	res->duration_ms = ma_elapsed_ms(&started);
+	free(login);
+	return rc;
+}
+
+static void printf_line(void (*print)(void *, const char *), void *arg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void printf_line(void (*print)(void *, const char *), void *arg, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	print(arg, line);
+}
+
+enum ma_err ma_probe(const struct ma_config *cfg, const char *server,
+                     const struct ma_log *log,
+                     void (*print)(void *arg, const char *line), void *arg)
+{
+	enum ma_err rc = MA_CONFIG;
+	bool any = false;
+
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		const struct ma_server *srv = &cfg->servers[i];
+		if (server != NULL && strcmp(server, srv->name) != 0)
+			continue;
+		struct ma_deadline dl;
+		ma_deadline_start(&dl, cfg->timeout_ms);
+		struct ma_session s = {
+			.cfg = cfg, .srv = srv, .log = log, .dl = &dl, .login = "", .probe = true,
+		};
+		char eh[128];
+		printf_line(print, arg, "server %s: %s %s:%u tls=%s", srv->name,
+		            srv->protocol == MA_PROTO_IMAP ? "imap" : "smtp",
+		            ma_escape(eh, sizeof(eh), srv->host, strlen(srv->host)), srv->port,
+		            srv->tls == MA_TLS_IMPLICIT ? "implicit"
+		            : srv->tls == MA_TLS_STARTTLS ? "starttls" : "none");
+		enum ma_err one = one_server(&s);
+		if (s.caps_plain.known)
+			printf_line(print, arg, "  capabilities before TLS: %s", s.caps_plain.text);
+		if (s.tls_version[0] != '\0') {
+			printf_line(print, arg, "  TLS: %s %s", s.tls_version, s.tls_cipher);
+			printf_line(print, arg, "  certificate: %s", s.peer);
+			printf_line(print, arg, "  verification: ok (name %s)", srv->verify_name);
+		}
+		if (s.caps_tls.known)
+			printf_line(print, arg, "  capabilities after TLS: %s", s.caps_tls.text);
+		if (one == MA_OK)
+			printf_line(print, arg, "  mechanism: %s",
+			            s.mechanism_set ? ma_mech_name(s.mechanism) : "none usable");
+		else
+			printf_line(print, arg, "  result: %s: %s", ma_err_name(one), s.why);
+		if (one == MA_OK && !s.mechanism_set)
+			one = MA_NO_MECH;
+		if (!any || rc == MA_OK)
+			rc = one;
+		any = true;
+	}
+	if (!any)
+		printf_line(print, arg, "no server named %s", server != NULL ? server : "");
+	return rc;
+}

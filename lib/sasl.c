@@ -1,0 +1,233 @@
+/*
+ * sasl.c - the SASL engine: mechanism table, the selection policy of
+ * SPEC section 3 (in one place), and the exchange driver that runs a
+ * mechanism over a protocol adapter (struct ma_sasl_proto).
+ */
+#include "sasl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include "base64.h"
+#include "log.h"
+#include "secret.h"
+
+/* Indexed by enum ma_mech; MA_MECH_IMAP_LOGIN is a command, not SASL. */
+static const struct ma_mech_ops *const mech_table[MA_MECH_COUNT] = {
+	[MA_MECH_SCRAM_SHA_256_PLUS] = &ma_mech_scram_sha_256_plus,
+	[MA_MECH_SCRAM_SHA_256] = &ma_mech_scram_sha_256,
+	[MA_MECH_SCRAM_SHA_1_PLUS] = &ma_mech_scram_sha_1_plus,
+	[MA_MECH_SCRAM_SHA_1] = &ma_mech_scram_sha_1,
+	[MA_MECH_CRAM_MD5] = &ma_mech_cram_md5,
+	[MA_MECH_PLAIN] = &ma_mech_plain,
+	[MA_MECH_LOGIN] = &ma_mech_login,
+	[MA_MECH_IMAP_LOGIN] = NULL,
+};
+
+/* A server that keeps challenging is hostile: SCRAM needs 2 rounds. */
+#define MAX_ROUNDS 4
+
+const struct ma_mech_ops *ma_mech_ops_get(enum ma_mech m)
+{
+	if ((unsigned)m >= MA_MECH_COUNT)
+		return NULL;
+	return mech_table[m];
+}
+
+int ma_sasl_mech_from_token(const char *tok, size_t len)
+{
+	for (int m = 0; m < MA_MECH_COUNT; m++) {
+		if (mech_table[m] == NULL)
+			continue;
+		const char *name = mech_table[m]->name;
+		/* Exact token match: "XPLAIN" or "PLAIN2" are not PLAIN. */
+		if (strlen(name) == len && strncasecmp(name, tok, len) == 0)
+			return m;
+	}
+	return -1;
+}
+
+static bool is_plus(enum ma_mech m)
+{
+	return m == MA_MECH_SCRAM_SHA_256_PLUS || m == MA_MECH_SCRAM_SHA_1_PLUS;
+}
+
+static bool may_fall_back(enum ma_mech m)
+{
+	return m <= MA_MECH_CRAM_MD5;   /* SCRAM family and CRAM-MD5 */
+}
+
+size_t ma_sasl_candidates(unsigned server_mechs, unsigned allowed, bool have_cb,
+                          enum ma_mech out[MA_MECH_COUNT])
+{
+	size_t n = 0;
+	/* The enum order is the preference order of SPEC section 3. */
+	for (int m = 0; m < MA_MECH_COUNT; m++) {
+		if (mech_table[m] == NULL)
+			continue;
+		if (!(server_mechs & allowed & MA_MECH_BIT(m)))
+			continue;
+		if (is_plus((enum ma_mech)m) && !have_cb)
+			continue;
+		out[n++] = (enum ma_mech)m;
+	}
+	return n;
+}
+
+/* Base64 of a response for the wire; "=" stands for an empty initial
+ * response (RFC 4959 section 3, RFC 4954 section 4). */
+static char *encode_response(const unsigned char *raw, size_t len, bool initial)
+{
+	if (len == 0 && initial)
+		return strdup("=");
+	return ma_base64_encode(raw, len, NULL);
+}
+
+enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
+                             const struct ma_mech_ops *m,
+                             const struct ma_sasl_creds *c,
+                             const struct ma_log *log,
+                             enum ma_sasl_reply *last)
+{
+	enum ma_err rc = MA_INTERNAL;
+	void *state = NULL;
+	unsigned char *raw = NULL, *challenge = NULL;
+	size_t rawlen = 0, challenge_len = 0;
+	char *b64 = NULL;
+	bool need_initial = m->client_first;
+	int rounds = 0;
+
+	*last = MA_REPLY_UNSUPPORTED;
+	rc = m->start(c, &state);
+	if (rc != MA_OK)
+		goto out;
+	if (m->client_first && proto->initial_response) {
+		rc = m->step(state, NULL, 0, &raw, &rawlen);
+		if (rc != MA_OK)
+			goto out;
+		b64 = encode_response(raw, rawlen, true);
+		if (b64 == NULL) {
+			rc = MA_NOMEM;
+			goto out;
+		}
+		need_initial = false;
+	}
+	rc = proto->begin(proto->ctx, m->name, b64);
+	if (rc != MA_OK)
+		goto out;
+
+	for (;;) {
+		enum ma_sasl_reply kind;
+		const char *text = NULL;
+		size_t len = 0;
+
+		ma_strfreezero(b64);
+		b64 = NULL;
+		ma_freezero(raw, rawlen);
+		raw = NULL;
+		ma_freezero(challenge, challenge_len + 1);
+		challenge = NULL;
+
+		rc = proto->reply(proto->ctx, &kind, &text, &len);
+		if (rc != MA_OK)
+			goto out;
+		*last = kind;
+		switch (kind) {
+		case MA_REPLY_SUCCESS:
+			/* A success before the mechanism ran to its end proves nothing
+			 * (SCRAM without v=): finish() decides. */
+			rc = need_initial ? MA_PROTOCOL : m->finish(state);
+			if (rc != MA_OK)
+				ma_log(log, LOG_WARNING, "%s: server reported success without "
+				       "completing the mechanism", m->name);
+			goto out;
+		case MA_REPLY_REJECTED:
+			rc = MA_AUTH_FAILED;
+			goto out;
+		case MA_REPLY_UNSUPPORTED:
+			rc = MA_NO_MECH;
+			goto out;
+		case MA_REPLY_TEMPFAIL:
+			rc = MA_UNAVAILABLE;
+			goto out;
+		case MA_REPLY_CHALLENGE:
+			break;
+		}
+		if (++rounds > MAX_ROUNDS) {
+			rc = MA_PROTOCOL;
+			goto cancel;
+		}
+		if (ma_base64_decode(text, len, &challenge, &challenge_len) != 0) {
+			/* SPEC/RFC 4954 4: a challenge that is not valid base64 is
+			 * answered with "*" and the attempt ends. */
+			ma_log(log, LOG_WARNING, "%s: server challenge is not valid base64", m->name);
+			rc = MA_PROTOCOL;
+			goto cancel;
+		}
+		if (need_initial) {
+			/* RFC 4422 5: without an initial response the server sends an
+			 * empty challenge first; anything else is out of sequence. */
+			need_initial = false;
+			rc = challenge_len == 0 ? m->step(state, NULL, 0, &raw, &rawlen) : MA_PROTOCOL;
+		} else {
+			rc = m->step(state, challenge, challenge_len, &raw, &rawlen);
+		}
+		if (rc != MA_OK)
+			goto cancel;
+		b64 = encode_response(raw, rawlen, false);
+		if (b64 == NULL) {
+			rc = MA_NOMEM;
+			goto out;
+		}
+		rc = proto->respond(proto->ctx, b64);
+		if (rc != MA_OK)
+			goto out;
+	}
+
+cancel:
+	/* RFC 4422 3.5: the client aborts with "*".  The session is torn down
+	 * after any failure, so the server's answer to it is not awaited. */
+	(void)proto->respond(proto->ctx, "*");
+out:
+	ma_strfreezero(b64);
+	ma_freezero(raw, rawlen);
+	ma_freezero(challenge, challenge_len + 1);
+	if (state != NULL)
+		m->free(state);
+	return rc;
+}
+
+enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
+                                 unsigned server_mechs, unsigned allowed,
+                                 bool fallback, const struct ma_sasl_creds *c,
+                                 const struct ma_log *log, enum ma_mech *used)
+{
+	enum ma_err rc = MA_NO_MECH;
+	enum ma_mech cand[MA_MECH_COUNT];
+	size_t n = ma_sasl_candidates(server_mechs, allowed, c->cb_type != NULL, cand);
+
+	for (size_t i = 0; i < n; i++) {
+		enum ma_sasl_reply last;
+		*used = cand[i];
+		rc = ma_sasl_exchange(proto, mech_table[cand[i]], c, log, &last);
+		ma_debug(log, "mechanism %s: %s", mech_table[cand[i]]->name, ma_err_name(rc));
+		if (rc == MA_NO_MECH)
+			continue;     /* unsupported, or unusable for these credentials */
+		/* SPEC 3: a SCRAM/CRAM rejection may come from a server whose
+		 * stored hash cannot do SCRAM; retry once with PLAIN, same session. */
+		if (rc == MA_AUTH_FAILED && fallback && may_fall_back(cand[i]) &&
+		    (server_mechs & allowed & MA_MECH_BIT(MA_MECH_PLAIN))) {
+			ma_log(log, LOG_INFO, "%s rejected; falling back to PLAIN once",
+			       mech_table[cand[i]]->name);
+			*used = MA_MECH_PLAIN;
+			rc = ma_sasl_exchange(proto, &ma_mech_plain, c, log, &last);
+			ma_debug(log, "mechanism PLAIN: %s", ma_err_name(rc));
+			if (rc == MA_NO_MECH)
+				rc = MA_AUTH_FAILED;
+		}
+		return rc;
+	}
+	return MA_NO_MECH;
+}

@@ -1,0 +1,216 @@
+/*
+ * mailauth.c - the command-line tool (SPEC 8) on the same library as the
+ * module: check a configuration, probe servers, or log in exactly as the
+ * module would.
+ *
+ * Exit status: 0 success, 1 rejected, 2 unavailable (network, TLS,
+ * protocol, no mechanism), 3 user unknown / refused before connecting,
+ * 4 configuration error, 64 usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "mailauth.h"
+#include "secret.h"
+
+enum {
+	EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_UNAVAILABLE = 2, EXIT_UNKNOWN = 3,
+	EXIT_CONFIG = 4, EXIT_USAGE = 64,
+};
+
+#define PASSWORD_BUF 4096
+
+static int usage(void)
+{
+	fprintf(stderr,
+	        "usage: mailauth check [-d] [-c FILE] [-u USER]\n"
+	        "       mailauth probe [-d] [-c FILE] [SERVER]\n"
+	        "       mailauth login [-d] [-c FILE] USER\n"
+	        "Password for login: from the terminal (no echo) or one line of stdin.\n"
+	        "Exit: 0 ok, 1 rejected, 2 unavailable, 3 unknown user, 4 config error.\n");
+	return EXIT_USAGE;
+}
+
+static int exit_code(enum ma_err err)
+{
+	switch (err) {
+	case MA_OK: return EXIT_OK;
+	case MA_AUTH_FAILED: return EXIT_REJECTED;
+	case MA_BAD_INPUT: return EXIT_REJECTED;
+	case MA_USER_UNKNOWN: return EXIT_UNKNOWN;
+	case MA_CONFIG: return EXIT_CONFIG;
+	case MA_UNAVAILABLE: case MA_TLS: case MA_PROTOCOL: case MA_TIMEOUT:
+	case MA_NO_MECH: case MA_NOMEM: case MA_INTERNAL:
+		return EXIT_UNAVAILABLE;
+	}
+	return EXIT_UNAVAILABLE;
+}
+
+static void emit_stderr(void *arg, int priority, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s: %s\n", priority == LOG_DEBUG ? "debug" : "log", line);
+}
+
+static void print_stdout(void *arg, const char *line)
+{
+	(void)arg;
+	printf("%s\n", line);
+}
+
+static const char *tls_name(enum ma_tls_mode t)
+{
+	return t == MA_TLS_IMPLICIT ? "implicit" : t == MA_TLS_STARTTLS ? "starttls" : "none";
+}
+
+static void print_server(const struct ma_server *s)
+{
+	printf("server %s\n  protocol = %s\n  host = %s\n  port = %u\n  tls = %s\n"
+	       "  verify_name = %s\n  ca_file = %s\n  ca_path = %s\n  pins = %zu\n",
+	       s->name, s->protocol == MA_PROTO_IMAP ? "imap" : "smtp", s->host, s->port,
+	       tls_name(s->tls), s->verify_name, s->ca_file ? s->ca_file : "(system)",
+	       s->ca_path ? s->ca_path : "(system)", s->n_pins);
+	printf("  mechanisms =");
+	for (int m = 0; m < MA_MECH_COUNT; m++)
+		if (s->mechanisms & MA_MECH_BIT(m))
+			printf(" %s", ma_mech_name((enum ma_mech)m));
+	printf("\n  domains =");
+	for (size_t i = 0; i < s->n_domains; i++)
+		printf(" %s", s->domains[i]);
+	printf("%s\n", s->n_domains == 0 ? " (all)" : "");
+}
+
+static int cmd_check(const struct ma_config *cfg, const char *user)
+{
+	printf("configuration %s: ok\n", cfg->path);
+	printf("timeout = %u s\ntls_min_version = %s\nlogin = %s\nlowercase = %s\n"
+	       "minimum_uid = %lu\nrequire_local_user = %s\nmechanism_fallback = %s\n",
+	       cfg->timeout_ms / 1000, cfg->tls_min_version >= 0x0304 ? "1.3" : "1.2",
+	       cfg->login_format, cfg->lowercase ? "yes" : "no", cfg->minimum_uid,
+	       cfg->require_local_user ? "yes" : "no", cfg->mechanism_fallback ? "yes" : "no");
+	if (user == NULL) {
+		for (size_t i = 0; i < cfg->n_servers; i++)
+			print_server(&cfg->servers[i]);
+		return EXIT_OK;
+	}
+	char why[256] = "";
+	enum ma_err err = ma_check_user(cfg, user, why, sizeof(why));
+	if (err != MA_OK) {
+		printf("user %s: not accepted: %s\n", user, why);
+		return exit_code(err);
+	}
+	char *login = ma_config_login_name(cfg, user);
+	printf("user %s: login name %s\n", user, login != NULL ? login : "?");
+	const char *domain = login != NULL ? ma_login_domain(login) : "";
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		const struct ma_server *s = &cfg->servers[i];
+		bool served = s->n_domains == 0;
+		for (size_t d = 0; d < s->n_domains; d++)
+			served = served || strcasecmp(s->domains[d], domain) == 0;
+		if (served)
+			printf("  tries server %s (%s:%u)\n", s->name, s->host, s->port);
+	}
+	free(login);
+	return EXIT_OK;
+}
+
+/* Read the password: no echo on a terminal, else one line from stdin. */
+static int read_password(char *buf, size_t len)
+{
+	int rc = -1;
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+
+	if (tty) {
+		fprintf(stderr, "Password: ");
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	if (fgets(buf, (int)len, stdin) != NULL) {
+		size_t n = strlen(buf);
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		if (n > 0 && buf[n - 1] == '\r')
+			buf[--n] = '\0';
+		rc = 0;
+	}
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	return rc;
+}
+
+static int cmd_login(const struct ma_config *cfg, const char *user, const struct ma_log *log)
+{
+	char *password = calloc(1, PASSWORD_BUF);
+	struct ma_result res;
+	int rc = EXIT_UNAVAILABLE;
+
+	if (password == NULL)
+		return rc;
+	if (read_password(password, PASSWORD_BUF) != 0) {
+		fprintf(stderr, "mailauth: no password given\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	enum ma_err err = ma_authenticate(cfg, user, password, log, &res);
+	printf("%s: %s (server %s, %s, %s, %ld ms)%s%s\n",
+	       err == MA_OK ? "accepted" : err == MA_AUTH_FAILED ? "rejected" : "failed",
+	       ma_err_name(err), res.server[0] ? res.server : "-", res.tls_version,
+	       res.mechanism[0] ? res.mechanism : "-", res.duration_ms,
+	       res.detail[0] && err != MA_OK ? ": " : "", err != MA_OK ? res.detail : "");
+	rc = exit_code(err);
+out:
+	ma_freezero(password, PASSWORD_BUF);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = MA_CONFIG_DEFAULT_PATH;
+	const char *user = NULL;
+	struct ma_config *cfg = NULL;
+	struct ma_log log = { .emit = emit_stderr, .arg = NULL, .debug = false };
+	int rc = EXIT_USAGE;
+
+	if (argc < 2)
+		return usage();
+	const char *cmd = argv[1];
+	int opt;
+	optind = 2;
+	while ((opt = getopt(argc, argv, "c:u:dh")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'u': user = optarg; break;
+		case 'd': log.debug = true; break;
+		default: return usage();
+		}
+	}
+	char err[512] = "";
+	if (ma_config_load(path, &cfg, err, sizeof(err)) != MA_OK) {
+		fprintf(stderr, "mailauth: %s\n", err[0] ? err : path);
+		return EXIT_CONFIG;
+	}
+	if (strcmp(cmd, "check") == 0 && optind == argc) {
+		rc = cmd_check(cfg, user);
+	} else if (strcmp(cmd, "probe") == 0 && optind >= argc - 1 && user == NULL) {
+		enum ma_err e = ma_probe(cfg, optind < argc ? argv[optind] : NULL, &log,
+		                         print_stdout, NULL);
+		rc = exit_code(e);
+	} else if (strcmp(cmd, "login") == 0 && optind == argc - 1 && user == NULL) {
+		rc = cmd_login(cfg, argv[optind], &log);
+	} else {
+		rc = usage();
+	}
+	ma_config_free(&cfg);
+	return rc;
+}
