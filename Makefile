@@ -36,7 +36,7 @@ LIB_HDR  = $(wildcard lib/*.h)
 
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:.c=)
-TEST_HELPERS = tests/harness/ma_harness
+TEST_HELPERS = tests/harness/pam_settok.so
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check)
 
@@ -64,8 +64,8 @@ tests/unit/test_%: tests/unit/test_%.c tests/unit/unit.h lib/libmailauth.a
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -o $@ $< lib/libmailauth.a \
 	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(DEPLIBS) -ldl
 
-tests/harness/%: tests/harness/%.c lib/libmailauth.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
+tests/harness/%.so: tests/harness/%.c
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -shared -o $@ $< $(ALL_LDFLAGS) -lpam
 
 test-programs: all $(UNIT_BIN) $(TEST_HELPERS)
 

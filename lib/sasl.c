@@ -187,9 +187,18 @@ enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
 	}
 
 cancel:
-	/* RFC 4422 3.5: the client aborts with "*".  The session is torn down
-	 * after any failure, so the server's answer to it is not awaited. */
-	(void)proto->respond(proto->ctx, "*");
+	/* RFC 4422 3.5: the client aborts with "*".  After a protocol error the
+	 * session is torn down, so the server's answer is not awaited; after an
+	 * authentication error inside the mechanism (SCRAM e=) the answer is read,
+	 * so that a PLAIN fallback on the same session starts in step. */
+	if (proto->respond(proto->ctx, "*") == MA_OK && rc == MA_AUTH_FAILED) {
+		enum ma_sasl_reply kind;
+		const char *text;
+		size_t len;
+		if (proto->reply(proto->ctx, &kind, &text, &len) != MA_OK ||
+		    kind == MA_REPLY_CHALLENGE)
+			rc = MA_PROTOCOL;
+	}
 out:
 	ma_strfreezero(b64);
 	ma_freezero(raw, rawlen);
@@ -207,11 +216,20 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
 	enum ma_err rc = MA_NO_MECH;
 	enum ma_mech cand[MA_MECH_COUNT];
 	size_t n = ma_sasl_candidates(server_mechs, allowed, c->cb_type != NULL, cand);
+	/* RFC 5802 section 6: GS2 flag "y" says "I support channel binding but
+	 * you do not offer it".  When the server does advertise a -PLUS variant
+	 * that the configuration excludes, "y" would make it fail the login as a
+	 * downgrade: the non-PLUS mechanisms then send "n" (no binding). */
+	struct ma_sasl_creds unbound = *c;
+	unsigned plus = MA_MECH_BIT(MA_MECH_SCRAM_SHA_256_PLUS) | MA_MECH_BIT(MA_MECH_SCRAM_SHA_1_PLUS);
+	if (server_mechs & plus)
+		unbound.cb_type = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		enum ma_sasl_reply last;
 		*used = cand[i];
-		rc = ma_sasl_exchange(proto, mech_table[cand[i]], c, log, &last);
+		rc = ma_sasl_exchange(proto, mech_table[cand[i]], is_plus(cand[i]) ? c : &unbound,
+		                      log, &last);
 		ma_debug(log, "mechanism %s: %s", mech_table[cand[i]]->name, ma_err_name(rc));
 		if (rc == MA_NO_MECH)
 			continue;     /* unsupported, or unusable for these credentials */
@@ -222,7 +240,7 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
 			ma_log(log, LOG_INFO, "%s rejected; falling back to PLAIN once",
 			       mech_table[cand[i]]->name);
 			*used = MA_MECH_PLAIN;
-			rc = ma_sasl_exchange(proto, &ma_mech_plain, c, log, &last);
+			rc = ma_sasl_exchange(proto, &ma_mech_plain, &unbound, log, &last);
 			ma_debug(log, "mechanism PLAIN: %s", ma_err_name(rc));
 			if (rc == MA_NO_MECH)
 				rc = MA_AUTH_FAILED;

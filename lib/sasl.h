@@ -31,7 +31,10 @@ struct ma_sasl_creds {
  * (ma_freezero).  An empty response is a valid, non-NULL buffer of length 0.
  * Step returns MA_OK, MA_PROTOCOL (malformed challenge: the exchange is
  * cancelled), MA_AUTH_FAILED (the server reported an authentication error
- * inside the mechanism, e.g. SCRAM e=) or MA_NOMEM.
+ * inside the mechanism, e.g. SCRAM e=), MA_NOMEM or MA_INTERNAL (a crypto
+ * primitive failed).  start() may return MA_NO_MECH when the mechanism
+ * cannot carry these credentials (SCRAM and non-ASCII input): the policy
+ * then moves on.  CREDS must stay valid until free().
  * finish() is asked when the server reports success: MA_OK only when the
  * mechanism is complete and, where it can, proved the server (SCRAM v=).
  */

@@ -1,10 +1,645 @@
 /*
- * smtp.c - SMTP submission client (stub, being implemented).
+ * smtp.c - just enough SMTP submission to authenticate (RFC 5321,
+ * RFC 3207 STARTTLS, RFC 4954 AUTH): 220 greeting, EHLO, STARTTLS, EHLO
+ * again, AUTH through the shared SASL engine, QUIT.  Never pipelines before
+ * TLS; never sends a credential before the handshake; never falls back to
+ * HELO; every reply is bounded (lines by the stream, replies here).
  */
 #include "smtp.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sasl.h"
+#include "secret.h"
+
+/* RFC 4954 section 4: "the AUTH command is still subject to the line
+ * length limitations defined in [SMTP]" and servers must accept 12288
+ * octets for it.  Our user (255) and password (1024) limits stay far below;
+ * this only guards against a future mechanism with a huge first message. */
+#define AUTH_LINE_MAX 12288
+
+struct smtp {
+	struct ma_session *s;
+	bool payload_sent;          /* credential-bearing data left in this exchange */
+	bool idle;                  /* a complete reply was read, no command in flight */
+};
+
+/* ---- pure parsers ---- */
+
+static bool word_is(const char *p, size_t len, const char *word)
+{
+	return strlen(word) == len && strncasecmp(p, word, len) == 0;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+int ma_smtp_parse_reply_line(const char *line, size_t len, int *code, bool *last,
+                             const char **text, size_t *textlen)
+{
+	int rc = -1;
+
+	*code = 0;
+	*last = false;
+	*text = NULL;
+	*textlen = 0;
+	if (line == NULL || len < 3)
+		goto out;
+	/* Reply-code = %x32-35 %x30-35 %x30-39 (RFC 5321 section 4.2). */
+	if (line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '5' ||
+	    !is_digit(line[2]))
+		goto out;
+	if (len == 3) {
+		/* "Reply-code [ SP textstring ] CRLF": a bare code is a valid
+		 * last line (no text). */
+		*last = true;
+		*text = line + 3;
+	} else if (line[3] == ' ' || line[3] == '-') {
+		/* A continuation line is "Reply-code "-" [ textstring ]"; a last
+		 * line "Reply-code SP textstring".  "250 " with nothing after the
+		 * SP is accepted as an empty text: it carries no meaning. */
+		*last = line[3] == ' ';
+		*text = line + 4;
+		*textlen = len - 4;
+	} else {
+		goto out;     /* "250x", "2500", "250\t": no separator */
+	}
+	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	rc = 0;
+out:
+	return rc;
+}
+
+void ma_smtp_reply_init(struct ma_smtp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+int ma_smtp_reply_add(struct ma_smtp_reply *r, const char *line, size_t len)
+{
+	int rc = -1;
+	int code;
+	bool last;
+	const char *text;
+	size_t textlen;
+
+	if (r->complete)
+		goto out;
+	if (ma_smtp_parse_reply_line(line, len, &code, &last, &text, &textlen) != 0)
+		goto out;
+	/* RFC 5321 section 4.2.1: "In a multiline reply, the reply code on each
+	 * of the lines MUST be the same." */
+	if (r->lines > 0 && code != r->code)
+		goto out;
+	/* SPEC 2: the total reply is bounded; an endless "250-" stream is an
+	 * attack on our time and memory, not a capability list. */
+	if (r->lines >= MA_SMTP_REPLY_MAX_LINES || len + 2 > MA_SMTP_REPLY_MAX_BYTES - r->bytes)
+		goto out;
+	r->code = code;
+	r->lines++;
+	r->bytes += len + 2;
+	r->text = text;
+	r->text_len = textlen;
+	r->complete = last;
+	rc = last ? 1 : 0;
+out:
+	return rc;
+}
+
+/* Append LEN bytes of server text to CAPS->text, escaped, space-separated. */
+static void caps_text_append(struct ma_caps *caps, const char *p, size_t len)
+{
+	size_t used = strlen(caps->text);
+	if (used + 2 >= sizeof(caps->text))
+		return;
+	if (used > 0)
+		caps->text[used++] = ' ';
+	ma_escape(caps->text + used, sizeof(caps->text) - used, p, len);
+}
+
+int ma_smtp_parse_ehlo_line(const char *text, size_t len, struct ma_caps *caps)
+{
+	int rc = -1;
+	size_t i = 0;
+
+	caps->known = true;
+	caps_text_append(caps, text, len);
+	/* ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+	 * (RFC 5321 section 4.1.1.1); it ends at SP, or at "=" for the
+	 * pre-standard "AUTH=PLAIN LOGIN" form that old clients needed. */
+	while (i < len && (is_alnum(text[i]) || (i > 0 && text[i] == '-')))
+		i++;
+	if (i == 0 || (i < len && text[i] != ' ' && text[i] != '='))
+		goto out;
+	const char *kw = text;
+	size_t kwlen = i;
+	bool legacy = i < len && text[i] == '=';
+
+	if (word_is(kw, kwlen, "STARTTLS") && !legacy) {
+		/* RFC 3207 section 4: "The STARTTLS keyword is used to tell the
+		 * SMTP client that the SMTP server is currently able to negotiate
+		 * the use of TLS.  It takes no parameters." */
+		caps->starttls = true;
+	} else if (word_is(kw, kwlen, "AUTH")) {
+		/* RFC 4954 section 3: "AUTH" SP mechanism *(SP mechanism); the
+		 * legacy form puts "=" in place of the first SP.  Each token is
+		 * matched exactly (SPEC 3). */
+		caps->auth = true;
+		/* RFC 4954 section 4: the initial response is always allowed. */
+		caps->sasl_ir = true;
+		while (i < len) {
+			i++;  /* the SP or "=" */
+			size_t start = i;
+			while (i < len && text[i] != ' ')
+				i++;
+			if (i > start) {
+				int m = ma_sasl_mech_from_token(text + start, i - start);
+				if (m >= 0)
+					caps->mechs |= MA_MECH_BIT(m);
+			}
+		}
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+int ma_smtp_auth_reply_kind(int code, bool payload_sent)
+{
+	/* RFC 4954 section 4 and 6: 334 carries a challenge, 235 ends it well,
+	 * 535 "Authentication credentials invalid".  504 "Unrecognized
+	 * authentication type" and 534 "Authentication mechanism is too weak"
+	 * say nothing about the password: try the next mechanism (SPEC 3).
+	 * 454 "Temporary authentication failure", 421 and every other 4xx are
+	 * temporary: the password may be fine, the PAM result is
+	 * AUTHINFO_UNAVAIL, never AUTH_ERR. */
+	if (code == 334)
+		return MA_REPLY_CHALLENGE;
+	if (code == 235)
+		return MA_REPLY_SUCCESS;
+	if (code == 535)
+		return MA_REPLY_REJECTED;
+	if (code == 504 || code == 534)
+		return MA_REPLY_UNSUPPORTED;
+	if (code >= 400 && code < 500)
+		return MA_REPLY_TEMPFAIL;
+	if (code >= 500 && code < 600) {
+		/* Any other 5xx (500, 501, 502, 530, 538...): once the server has
+		 * seen a credential, it is a refusal and never a reason to try
+		 * another mechanism with the same password; before that, the
+		 * mechanism or the command is what the server does not take. */
+		return payload_sent ? MA_REPLY_REJECTED : MA_REPLY_UNSUPPORTED;
+	}
+	return -1;    /* 2xx other than 235, 3xx other than 334: out of sequence */
+}
+
+int ma_smtp_valid_domain(const char *name, size_t len)
+{
+	int ok = 0;
+	size_t label = 0;
+
+	if (name == NULL || len == 0)
+		goto out;
+	if (name[len - 1] == '.')
+		len--;       /* an absolute name "host.example." */
+	if (len == 0 || len > 253)
+		goto out;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (c == '.') {
+			if (label == 0 || name[i - 1] == '-')
+				goto out;
+			label = 0;
+			continue;
+		}
+		if (!is_alnum(c) && !(c == '-' && label > 0))
+			goto out;
+		if (++label > 63)
+			goto out;
+	}
+	if (label == 0 || name[len - 1] == '-')
+		goto out;
+	ok = 1;
+out:
+	return ok;
+}
+
+int ma_smtp_valid_address_literal(const char *name, size_t len)
+{
+	int ok = 0;
+
+	/* address-literal = "[" ( IPv4-address-literal / IPv6-address-literal /
+	 * General-address-literal ) "]" (RFC 5321 section 4.1.3); we accept
+	 * the characters of the first two ("IPv6:" tag included). */
+	if (name == NULL || len < 3 || len >= MA_SMTP_HELO_MAX ||
+	    name[0] != '[' || name[len - 1] != ']')
+		goto out;
+	for (size_t i = 1; i + 1 < len; i++)
+		if (!is_alnum(name[i]) && name[i] != ':' && name[i] != '.')
+			goto out;
+	ok = 1;
+out:
+	return ok;
+}
+
+static int address_literal(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+	int n = -1;
+
+	if (sa != NULL && sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		if (inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr)) != NULL)
+			n = snprintf(buf, len, "[%s]", addr);
+	} else if (sa != NULL && sa->sa_family == AF_INET6 &&
+	           salen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr)) != NULL)
+			n = snprintf(buf, len, "[IPv6:%s]", addr);
+	} else {
+		n = snprintf(buf, len, "[127.0.0.1]");
+	}
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int ma_smtp_helo_name(const char *configured, const char *hostname,
+                      const struct sockaddr *local, socklen_t local_len,
+                      char *buf, size_t len)
+{
+	int rc = -1;
+
+	if (len == 0)
+		goto out;
+	buf[0] = '\0';
+	if (configured != NULL && configured[0] != '\0') {
+		size_t clen = strlen(configured);
+		/* A configured name goes on the wire as is: refuse anything that
+		 * could split the command or is not a name (CR, LF, SP...). */
+		if (!ma_smtp_valid_domain(configured, clen) &&
+		    !ma_smtp_valid_address_literal(configured, clen))
+			goto out;
+		if (clen >= len)
+			goto out;
+		memcpy(buf, configured, clen + 1);
+		rc = 0;
+		goto out;
+	}
+	/* RFC 5321 4.1.1.1: "the domain name given in the EHLO command MUST be
+	 * either a primary host name ... or, if the host has no name, an
+	 * address literal".  We take gethostname() as it is, dotted or not:
+	 * canonicalising it (getaddrinfo AI_CANONNAME) is a DNS lookup that may
+	 * block outside our deadline, and submission servers take any
+	 * well-formed name from an authenticating client.  A name that is not
+	 * even well-formed is replaced by the literal of our own address. */
+	if (hostname != NULL && ma_smtp_valid_domain(hostname, strlen(hostname)) &&
+	    strlen(hostname) < len) {
+		memcpy(buf, hostname, strlen(hostname) + 1);
+		rc = 0;
+		goto out;
+	}
+	rc = address_literal(local, local_len, buf, len);
+out:
+	return rc;
+}
+
+/* ---- the dialogue ---- */
+
+static enum ma_err fail(struct smtp *sm, enum ma_err err, const char *what,
+                        const char *detail, size_t dlen)
+{
+	char esc[160];
+	snprintf(sm->s->why, sizeof(sm->s->why), "%s%s%s", what, detail ? ": " : "",
+	         detail ? ma_escape(esc, sizeof(esc), detail, dlen) : "");
+	return err;
+}
+
+/* Send LEN bytes of LINE (CRLF included); the debug log shows SHOWN when
+ * given (a redaction), else the line itself. */
+static enum ma_err send_line(struct smtp *sm, const char *line, size_t len,
+                             const char *shown)
+{
+	char esc[300];
+	ma_debug(sm->s->log, "C: %s", shown != NULL ? shown : ma_escape(esc, sizeof(esc), line, len - 2));
+	sm->idle = false;
+	return ma_stream_write(sm->s->stream, line, len);
+}
+
+static enum ma_err command(struct smtp *sm, const char *cmd)
+{
+	char line[MA_SMTP_HELO_MAX + 16];
+	int n = snprintf(line, sizeof(line), "%s\r\n", cmd);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return MA_INTERNAL;
+	return send_line(sm, line, (size_t)n, NULL);
+}
+
+/*
+ * Read one complete reply into R.  With CAPS, the lines after the first
+ * are EHLO keywords and are parsed into it (the caller discards CAPS when
+ * the code is not 250).  R->text is the last line's text, valid until the
+ * next read.
+ */
+static enum ma_err read_reply(struct smtp *sm, struct ma_smtp_reply *r, struct ma_caps *caps)
+{
+	ma_smtp_reply_init(r);
+	for (;;) {
+		const char *line;
+		size_t len;
+		enum ma_err rc = ma_stream_read_line(sm->s->stream, &line, &len);
+		if (rc == MA_PROTOCOL)
+			return fail(sm, rc, "malformed or over-long line from server", NULL, 0);
+		if (rc == MA_TIMEOUT)
+			return fail(sm, rc, "timed out waiting for the server", NULL, 0);
+		if (rc != MA_OK)
+			return fail(sm, rc, "connection closed by server", NULL, 0);
+		char esc[300];
+		ma_debug(sm->s->log, "S: %s", ma_escape(esc, sizeof(esc), line, len));
+		int added = ma_smtp_reply_add(r, line, len);
+		if (added < 0) {
+			if (r->lines >= MA_SMTP_REPLY_MAX_LINES)
+				return fail(sm, MA_PROTOCOL, "reply too long", NULL, 0);
+			return fail(sm, MA_PROTOCOL, "malformed reply", line, len);
+		}
+		if (caps != NULL && r->lines > 1)
+			(void)ma_smtp_parse_ehlo_line(r->text, r->text_len, caps);
+		if (added == 1) {
+			sm->idle = true;
+			return MA_OK;
+		}
+	}
+}
+
+static enum ma_err greeting(struct smtp *sm)
+{
+	struct ma_smtp_reply r;
+	enum ma_err rc = read_reply(sm, &r, NULL);
+	if (rc != MA_OK)
+		return rc;
+	/* RFC 5321 section 3.1 / 4.3.2: the greeting is 220; 554 means "no SMTP
+	 * service here", and a 421 asks us to come back later.  SPEC 2: a
+	 * greeting that is not a well-formed 220 is a failure. */
+	if (r.code != 220)
+		return fail(sm, MA_UNAVAILABLE, "server refused the connection", r.text, r.text_len);
+	return MA_OK;
+}
+
+static enum ma_err ehlo(struct smtp *sm, struct ma_caps *caps)
+{
+	struct ma_session *s = sm->s;
+	char name[MA_SMTP_HELO_MAX];
+	char host[MA_SMTP_HELO_MAX];
+	char cmd[MA_SMTP_HELO_MAX + 8];
+	struct ma_smtp_reply r;
+	enum ma_err rc;
+
+	memset(caps, 0, sizeof(*caps));
+	memset(host, 0, sizeof(host));
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	/* The stream does not expose its socket, so the local address is not
+	 * known here: a host name that is not a valid domain falls back to
+	 * "[127.0.0.1]" (see ma_smtp_helo_name). */
+	if (ma_smtp_helo_name(s->cfg->helo_name, host, NULL, 0, name, sizeof(name)) != 0)
+		return fail(sm, MA_CONFIG, "helo_name is not a valid domain or address literal",
+		            NULL, 0);
+	snprintf(cmd, sizeof(cmd), "EHLO %s", name);
+	if ((rc = command(sm, cmd)) != MA_OK)
+		return rc;
+	if ((rc = read_reply(sm, &r, caps)) != MA_OK)
+		return rc;
+	if (r.code == 250) {
+		caps->known = true;
+		return MA_OK;
+	}
+	memset(caps, 0, sizeof(*caps));
+	/* SPEC 2: a server that rejects EHLO is a failure; HELO is never a
+	 * fallback (it cannot offer STARTTLS or AUTH anyway). */
+	if (r.code >= 400 && r.code < 500)
+		return fail(sm, MA_UNAVAILABLE, "EHLO refused (temporary)", r.text, r.text_len);
+	return fail(sm, MA_PROTOCOL, "EHLO refused", r.text, r.text_len);
+}
+
+static enum ma_err starttls(struct smtp *sm)
+{
+	struct ma_session *s = sm->s;
+	struct ma_smtp_reply r;
+	enum ma_err rc;
+
+	/* SPEC 2: STARTTLS missing is AUTHINFO_UNAVAIL, never plaintext. */
+	if (!s->caps_plain.starttls)
+		return fail(sm, MA_UNAVAILABLE, "server does not offer STARTTLS", NULL, 0);
+	if ((rc = command(sm, "STARTTLS")) != MA_OK)
+		return rc;
+	if ((rc = read_reply(sm, &r, NULL)) != MA_OK)
+		return rc;
+	/* RFC 3207 section 4: "220 Ready to start TLS"; 501 and 454 (and
+	 * anything else) mean no TLS, so no authentication. */
+	if (r.code != 220)
+		return fail(sm, MA_UNAVAILABLE, "server refused STARTTLS", r.text, r.text_len);
+	/* The stream refuses bytes buffered after this reply (RFC 3207 4.2
+	 * response injection) before the handshake. */
+	sm->idle = false;
+	return ma_stream_start_tls(s->stream, &s->tls, s->why, sizeof(s->why));
+}
+
+/* ---- SASL adapter ---- */
+
+static enum ma_err sasl_begin(void *ctx, const char *mech, const char *ir)
+{
+	struct smtp *sm = ctx;
+	char head[64];
+	int n = snprintf(head, sizeof(head), "AUTH %s", mech);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return MA_INTERNAL;
+	sm->payload_sent = ir != NULL;
+	if (ir == NULL) {
+		char line[80];
+		n = snprintf(line, sizeof(line), "%s\r\n", head);
+		return send_line(sm, line, (size_t)n, head);
+	}
+	/* RFC 4954 section 4: AUTH mechanism [SP initial-response], "=" for an
+	 * empty one (the engine passes "=" already). */
+	size_t irlen = strlen(ir);
+	size_t total = (size_t)n + 1 + irlen + 2;
+	if (total > AUTH_LINE_MAX)
+		return fail(sm, MA_PROTOCOL, "AUTH command too long", NULL, 0);
+	char *line = malloc(total + 1);
+	if (line == NULL)
+		return MA_NOMEM;
+	memcpy(line, head, (size_t)n);
+	line[n] = ' ';
+	memcpy(line + n + 1, ir, irlen);
+	memcpy(line + n + 1 + irlen, "\r\n", 3);
+	char shown[96];
+	snprintf(shown, sizeof(shown), "%s <redacted>", head);
+	enum ma_err rc = send_line(sm, line, total, shown);
+	ma_freezero(line, total + 1);
+	return rc;
+}
+
+static enum ma_err sasl_respond(void *ctx, const char *b64)
+{
+	struct smtp *sm = ctx;
+	size_t len = strlen(b64);
+	char *line = malloc(len + 3);
+	if (line == NULL)
+		return MA_NOMEM;
+	memcpy(line, b64, len);
+	memcpy(line + len, "\r\n", 3);
+	/* RFC 4954 section 4: "If the client wishes to cancel the
+	 * authentication exchange, it issues a line with a single '*'." */
+	bool cancel = strcmp(b64, "*") == 0;
+	if (!cancel)
+		sm->payload_sent = true;
+	enum ma_err rc = send_line(sm, line, len + 2, cancel ? "*" : "<redacted>");
+	ma_freezero(line, len + 3);
+	return rc;
+}
+
+static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **text, size_t *len)
+{
+	struct smtp *sm = ctx;
+	struct ma_smtp_reply r;
+	enum ma_err rc = read_reply(sm, &r, NULL);
+	if (rc != MA_OK)
+		return rc;
+	int k = ma_smtp_auth_reply_kind(r.code, sm->payload_sent);
+	if (k < 0)
+		return fail(sm, MA_PROTOCOL, "unexpected reply to AUTH", r.text, r.text_len);
+	if (k == MA_REPLY_CHALLENGE) {
+		/* RFC 4954 section 4: "A server challenge is sent as a 334 reply
+		 * with the text part containing the [BASE64] encoded string": one
+		 * line, so a multi-line 334 is out of sequence. */
+		if (r.lines != 1)
+			return fail(sm, MA_PROTOCOL, "multi-line 334 challenge", NULL, 0);
+		/* A challenge is a step inside the exchange: not a place to QUIT. */
+		sm->idle = false;
+		*text = r.text;
+		*len = r.text_len;
+	} else if (k != MA_REPLY_SUCCESS) {
+		char esc[160];
+		snprintf(sm->s->why, sizeof(sm->s->why), "server: %d %s", r.code,
+		         ma_escape(esc, sizeof(esc), r.text, r.text_len));
+	}
+	*kind = (enum ma_sasl_reply)k;
+	return MA_OK;
+}
+
+static enum ma_err authenticate(struct smtp *sm)
+{
+	struct ma_session *s = sm->s;
+	const struct ma_caps *caps = &s->caps_tls;
+	unsigned char cb[64] = {0};
+	enum ma_mech used = MA_MECH_PLAIN;
+	enum ma_err rc = MA_NO_MECH;
+	struct ma_sasl_creds creds = {
+		.authcid = s->login, .password = s->password, .password_len = s->password_len,
+	};
+
+	/* SPEC 4: no AUTH after TLS is "no usable mechanism", never a success
+	 * without authentication. */
+	if (!caps->auth) {
+		rc = fail(sm, MA_NO_MECH, "server does not offer AUTH", caps->text, strlen(caps->text));
+		goto out;
+	}
+	struct ma_tls *tls = ma_stream_tls(s->stream);
+	if (tls != NULL && ma_tls_channel_binding(tls, &creds.cb_type, cb, sizeof(cb),
+	                                          &creds.cb_len) == MA_OK)
+		creds.cb_data = cb;
+
+	struct ma_sasl_proto proto = {
+		.ctx = sm,
+		/* RFC 4954 section 4: the initial response is part of the AUTH
+		 * extension itself, no separate capability is needed. */
+		.initial_response = true,
+		.begin = sasl_begin,
+		.reply = sasl_reply,
+		.respond = sasl_respond,
+	};
+	enum ma_mech cand[MA_MECH_COUNT];
+	if (ma_sasl_candidates(caps->mechs, s->srv->mechanisms, creds.cb_type != NULL, cand) == 0) {
+		rc = fail(sm, MA_NO_MECH, "no usable authentication mechanism",
+		          caps->text, strlen(caps->text));
+		goto out;
+	}
+	rc = ma_sasl_authenticate(&proto, caps->mechs, s->srv->mechanisms,
+	                          s->cfg->mechanism_fallback, &creds, s->log, &used);
+	s->mechanism = used;
+	s->mechanism_set = true;
+	if (rc != MA_OK && s->why[0] == '\0')
+		fail(sm, rc, rc == MA_NO_MECH ? "every mechanism was refused"
+		                              : "authentication exchange failed", NULL, 0);
+out:
+	ma_wipe(cb, sizeof(cb));
+	return rc;
+}
+
+/* What would be used, for `mailauth probe` (SMTP has no LOGIN command). */
+static void choose_for_probe(struct ma_session *s)
+{
+	enum ma_mech cand[MA_MECH_COUNT];
+	struct ma_tls *tls = ma_stream_tls(s->stream);
+	unsigned char cb[64];
+	const char *type = NULL;
+	size_t cblen = 0;
+	bool have_cb = tls != NULL &&
+		ma_tls_channel_binding(tls, &type, cb, sizeof(cb), &cblen) == MA_OK;
+	size_t n = s->caps_tls.auth
+		? ma_sasl_candidates(s->caps_tls.mechs, s->srv->mechanisms, have_cb, cand) : 0;
+	if (n > 0) {
+		s->mechanism = cand[0];
+		s->mechanism_set = true;
+	}
+	ma_wipe(cb, sizeof(cb));
+}
+
 enum ma_err ma_smtp_session(struct ma_session *s)
 {
-	(void)s;
-	return MA_INTERNAL;
+	struct smtp sm = { .s = s };
+	enum ma_err rc = MA_INTERNAL;
+
+	if ((rc = greeting(&sm)) != MA_OK)
+		goto out;
+	if (s->srv->tls == MA_TLS_STARTTLS) {
+		if ((rc = ehlo(&sm, &s->caps_plain)) != MA_OK)
+			goto out;
+		if ((rc = starttls(&sm)) != MA_OK)
+			goto out;
+		/* RFC 3207 section 4.2: "The client MUST discard any knowledge
+		 * obtained from the server, such as the list of SMTP service
+		 * extensions, which was not obtained from the TLS negotiation
+		 * itself.  The client SHOULD send an EHLO command as the first
+		 * command after a successful TLS negotiation." */
+		memset(&s->caps_tls, 0, sizeof(s->caps_tls));
+	}
+	if ((rc = ehlo(&sm, &s->caps_tls)) != MA_OK)
+		goto out;
+	if (s->probe) {
+		choose_for_probe(s);
+		rc = MA_OK;
+	} else {
+		rc = authenticate(&sm);
+	}
+out:
+	/* RFC 5321 4.1.1.10: end with QUIT; the verdict is known, so the
+	 * "221" is not awaited.  Only at a command boundary: never in the
+	 * middle of a reply, an exchange or a failed STARTTLS. */
+	if (sm.idle)
+		(void)command(&sm, "QUIT");
+	return rc;
 }

@@ -1,10 +1,107 @@
 /*
  * smtp.h - SMTP submission client for authentication only (RFC 5321,
- * RFC 3207 STARTTLS, RFC 4954 AUTH), and its pure parsers.
+ * RFC 3207 STARTTLS, RFC 4954 AUTH), and its pure parsers, exported for
+ * unit tests and fuzzers.  The session itself is ma_smtp_session()
+ * (session.h).
  */
 #ifndef MA_SMTP_H
 #define MA_SMTP_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "session.h"
+
+/* Bounds of one reply (SPEC 2: "total reply: bounded").  Each line is also
+ * bounded by the stream (MA_LINE_MAX, CRLF included). */
+#define MA_SMTP_REPLY_MAX_LINES 100
+#define MA_SMTP_REPLY_MAX_BYTES (64 * 1024)
+
+/* Longest EHLO argument we build or accept (RFC 1035: 255 octets for a
+ * name; an IPv6 address literal is shorter). */
+#define MA_SMTP_HELO_MAX 256
+
+/*
+ * Parse one reply line (without CRLF), RFC 5321 section 4.2:
+ *   Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+ *                Reply-code [ SP textstring ] CRLF
+ *   Reply-code = %x32-35 %x30-35 %x30-39
+ * *code is the reply code, *last is false for a "-" continuation line,
+ * *text / *textlen views the text after the separator (empty for a bare
+ * "250", which the grammar allows as the last line).  The text itself is
+ * not checked (the stream already refuses NUL, CR and LF; 8-bit text
+ * occurs in real greetings and is escaped before it is logged).
+ * Returns 0, or -1 when malformed (two digits, letters, no separator...).
+ */
+int ma_smtp_parse_reply_line(const char *line, size_t len, int *code, bool *last,
+                             const char **text, size_t *textlen);
+
+/* A reply being read line by line.  Zero it (or ma_smtp_reply_init) first. */
+struct ma_smtp_reply {
+	int code;              /* of the first line; 0 before any */
+	unsigned lines;        /* lines added so far */
+	size_t bytes;          /* their size, CRLF included */
+	bool complete;         /* the last line has been added */
+	const char *text;      /* text of the line added last: a view into the
+	                          caller's line, valid as long as it is */
+	size_t text_len;
+};
+
+void ma_smtp_reply_init(struct ma_smtp_reply *r);
+
+/*
+ * Add one line (without CRLF) to R.  Enforces the line grammar, the same
+ * code on every line of a multi-line reply (RFC 5321 section 4.2.1), at
+ * most MA_SMTP_REPLY_MAX_LINES lines and MA_SMTP_REPLY_MAX_BYTES bytes.
+ * Returns 1 when the reply is complete, 0 when more lines must follow,
+ * -1 when malformed, over a bound, or added to a complete reply.
+ */
+int ma_smtp_reply_add(struct ma_smtp_reply *r, const char *line, size_t len);
+
+/*
+ * Parse the text of one EHLO reply line after the first (RFC 5321 4.1.1.1
+ * ehlo-line = ehlo-keyword *( SP ehlo-param )) into CAPS (adds to it):
+ * STARTTLS, AUTH with its mechanisms (RFC 4954 section 3) and the legacy
+ * "AUTH=PLAIN LOGIN" form.  Keywords and mechanism names are matched
+ * exactly and case-insensitively ("XPLAIN" is not PLAIN).  Unknown
+ * keywords are ignored.  Returns 0, or -1 when the keyword is malformed
+ * (the line is then ignored).
+ */
+int ma_smtp_parse_ehlo_line(const char *text, size_t len, struct ma_caps *caps);
+
+/*
+ * How the SASL engine should read the reply CODE to AUTH or to a response
+ * (RFC 4954 section 6), PAYLOAD_SENT telling whether any credential-bearing
+ * data went out in this exchange.  Returns an enum ma_sasl_reply value
+ * (sasl.h), or -1 for a reply that is out of sequence (a protocol error).
+ */
+int ma_smtp_auth_reply_kind(int code, bool payload_sent);
+
+/*
+ * 1 when NAME (LEN bytes) is a syntactically valid host name for EHLO:
+ * labels of letters, digits and '-' (RFC 1123 section 2.1), 1..63 bytes,
+ * not starting or ending with '-', separated by single dots, at most 253
+ * bytes, an optional final dot excluded.  A name without a dot is valid.
+ */
+int ma_smtp_valid_domain(const char *name, size_t len);
+
+/*
+ * 1 when NAME is an RFC 5321 section 4.1.3 address literal as we accept it
+ * in the configuration: "[" then letters, digits, ':' or '.' then "]".
+ */
+int ma_smtp_valid_address_literal(const char *name, size_t len);
+
+/*
+ * Choose the EHLO argument into BUF (size LEN, NUL-terminated):
+ * CONFIGURED when non-NULL and non-empty (it must be a valid domain or
+ * address literal, else -1), else HOSTNAME when it is a valid domain, else
+ * the address literal of LOCAL ("[192.0.2.1]" / "[IPv6:2001:db8::1]"),
+ * else "[127.0.0.1]" when LOCAL is NULL or not IPv4/IPv6.
+ * Returns 0, or -1 when CONFIGURED is invalid or BUF is too small.
+ */
+int ma_smtp_helo_name(const char *configured, const char *hostname,
+                      const struct sockaddr *local, socklen_t local_len,
+                      char *buf, size_t len);
 
 #endif
