@@ -176,6 +176,7 @@ static void on_error(cfg_t *cfg, const char *fmt, va_list ap)
  */
 static enum ma_err prescan(struct parse_ctx *c, const char *text, size_t len, char *out)
 {
+	enum ma_err rc = MA_CONFIG;
 	enum { NORMAL, DQ, SQ, LINE_COMMENT, BLOCK } st = NORMAL;
 	unsigned line = 1, st_line = 0, tok_line = 1, depth = 0, open[4] = { 0 };
 	int skip = 0;                 /* 1: take the next byte as is, 2: blank it */
@@ -186,15 +187,16 @@ static enum ma_err prescan(struct parse_ctx *c, const char *text, size_t len, ch
 		char prev = i > 0 ? text[i - 1] : ' ';
 
 		out[i] = ch;
-		if (ch == '\0')
-			return cfail(c, line, "NUL byte in the file");
+		if (ch == '\0' || (ch == '$' && next == '{' && skip == 0 && (st == NORMAL || st == DQ))) {
+			cfail(c, line, "%s", ch == '\0' ? "NUL byte in the file"
+			      : "${...} (environment variables) is not supported");
+			goto out;
+		}
 		if (skip != 0) {
 			if (skip == 2)
 				out[i] = ' ';
 			skip = 0;
 		} else if (st == NORMAL) {
-			if (ch == '$' && next == '{')
-				return cfail(c, line, "${...} (environment variables) is not supported");
 			if (ch == '#' || (ch == '/' && next == '/' && strchr(" \t\r\n={}(),+*\"'", prev))) {
 				st = LINE_COMMENT;
 				out[i] = ' ';
@@ -229,8 +231,6 @@ static enum ma_err prescan(struct parse_ctx *c, const char *text, size_t len, ch
 				st = NORMAL;
 				last = ch;
 				tok_line = line;
-			} else if (st == DQ && ch == '$' && next == '{') {
-				return cfail(c, line, "${...} (environment variables) is not supported");
 			}
 		} else if (st == LINE_COMMENT) {
 			if (ch == '\n')
@@ -251,26 +251,35 @@ static enum ma_err prescan(struct parse_ctx *c, const char *text, size_t len, ch
 	out[len] = '\0';
 	c->n_lines = len > 0 && text[len - 1] == '\n' ? line - 1 : line;
 	if (st == DQ || st == SQ)
-		return cfail(c, st_line, "unterminated string");
-	if (st == BLOCK)
-		return cfail(c, st_line, "unterminated /* comment");
-	if (depth > 0)
-		return cfail(c, open[depth > 4 ? 3 : depth - 1], "this '{' is never closed");
-	return MA_OK;
+		cfail(c, st_line, "unterminated string");
+	else if (st == BLOCK)
+		cfail(c, st_line, "unterminated /* comment");
+	else if (depth > 0)
+		cfail(c, open[depth > 4 ? 3 : depth - 1], "this '{' is never closed");
+	else
+		rc = MA_OK;
+out:
+	return rc;
 }
 
-/* helo_name and domains are DNS names (RFC 1123 2.1): letters, digits,
- * '-' and '.'. */
-static const char *check_dns_name(const char *s)
+/* 1..MAX bytes, a letter or digit first, then letters, digits or EXTRA. */
+static bool word_ok(const char *s, size_t max, const char *extra)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 255 || !is_alnum(s[0]))
-		return "must be a host name of 1 to 255 characters starting with a letter or digit";
+	if (n == 0 || n > max || !is_alnum(s[0]))
+		return false;
 	for (; *s != '\0'; s++)
-		if (!is_alnum(*s) && *s != '-' && *s != '.')
-			return "may only contain letters, digits, '-' and '.'";
-	return NULL;
+		if (!is_alnum(*s) && strchr(extra, *s) == NULL)
+			return false;
+	return true;
+}
+
+/* helo_name and domains are DNS names (RFC 1123 2.1). */
+static const char *check_dns_name(const char *s)
+{
+	return word_ok(s, 255, "-.") ? NULL
+	       : "must be a host name: letters, digits, '-' and '.', a letter or digit first";
 }
 
 /* host and verify_name may also be IP literals (IPv6 has ':'): refuse only
@@ -490,47 +499,50 @@ static bool is_loopback_host(const char *h)
 	return eq_nocase(h, "localhost") || ma_net_is_loopback_literal(h) == 1;
 }
 
-/* Server names appear in logs and in struct ma_result.server[64]. */
-static bool valid_server_name(const char *s)
+/* Where option IDX of a section was set, else the section's own line. */
+static unsigned opt_line(const unsigned *lines, int idx, unsigned sline)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 63)
-		return false;
-	for (; *s != '\0'; s++)
-		if (!is_alnum(*s) && *s != '.' && *s != '_' && *s != '-')
-			return false;
-	return true;
+	return lines != NULL && lines[idx] != 0 ? lines[idx] : sline;
 }
 
 static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size_t idx,
                               const struct ma_config *cfg, struct ma_server *s)
 {
+	enum ma_err rc = MA_CONFIG;
 	const unsigned *lines = server_lines(c, sec, false);
 	unsigned sline = idx < c->n_sec && idx <= MA_MAX_SERVERS ? c->sec_line[idx] : 0;
 	const char *title = cfg_title(sec) != NULL ? cfg_title(sec) : "";
 	const char *host = getstr(sec, "host"), *verify = getstr(sec, "verify_name");
 	int proto = word_index(getstr(sec, "protocol"), protocols, 2);
 	int tls = word_index(getstr(sec, "tls"), tls_modes, 3);
-	unsigned n_mech = cfg_size(sec, "mechanisms");
+	unsigned n_mech = cfg_size(sec, "mechanisms"), n_pins = cfg_size(sec, "pin");
 	long port = cfg_getint(sec, "port");
 
 	s->config_line = sline;
-	if (!valid_server_name(title))
-		return cfail(c, sline, "server \"%s\": a name is 1 to 63 letters, digits, '.', '_' or '-'", title);
-	if (proto < 0 || tls < 0)
-		return cfail(c, sline, "server %s: bad protocol or tls", title);
+	/* Names appear in logs and in struct ma_result.server[64]. */
+	if (!word_ok(title, 63, "._-")) {
+		cfail(c, sline, "server \"%s\": a name is 1 to 63 letters, digits, '.', '_' or '-'", title);
+		goto out;
+	}
+	if (host[0] == '\0') {
+		cfail(c, sline, "server %s: host is required", title);
+		goto out;
+	}
+	if (proto < 0 || tls < 0 || n_pins > MA_MAX_PINS) {  /* refused while reading */
+		cfail(c, sline, "server %s: internal error", title);
+		goto out;
+	}
 	s->protocol = (enum ma_protocol)proto;
 	s->tls = (enum ma_tls_mode)tls;
-	if (host[0] == '\0')
-		return cfail(c, sline, "server %s: host is required", title);
-	if (s->tls == MA_TLS_NONE && !is_loopback_host(host))
-		return cfail(c, lines != NULL && lines[S_TLS] ? lines[S_TLS] : sline,
-		             "server %s: tls = none is only allowed for localhost or a loopback "
-		             "address (127.0.0.0/8, ::1), not \"%s\"", title, host);
-	if (s->tls == MA_TLS_NONE && cfg_size(sec, "pin") > 0)
-		return cfail(c, lines != NULL && lines[S_PIN] ? lines[S_PIN] : sline,
-		             "server %s: pin needs TLS, but tls = none", title);
-
+	if (s->tls == MA_TLS_NONE && !is_loopback_host(host)) {
+		cfail(c, opt_line(lines, S_TLS, sline), "server %s: tls = none is only allowed for "
+		      "localhost or a loopback address (127.0.0.0/8, ::1), not \"%s\"", title, host);
+		goto out;
+	}
+	if (s->tls == MA_TLS_NONE && n_pins > 0) {
+		cfail(c, opt_line(lines, S_PIN, sline), "server %s: pin needs TLS, but tls = none", title);
+		goto out;
+	}
 	/* Empty list: SPEC section 3's default.  IMAP-LOGIN is the IMAP LOGIN
 	 * command, meaningless for SMTP: dropped from the default, refused when
 	 * listed. */
@@ -539,32 +551,34 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 		s->mechanisms &= ~MA_MECH_BIT(MA_MECH_IMAP_LOGIN);
 	for (unsigned i = 0; i < n_mech; i++) {
 		int m = ma_mech_from_name(cfg_getnstr(sec, "mechanisms", i));
-		if (m < 0 || (m == MA_MECH_IMAP_LOGIN && s->protocol == MA_PROTO_SMTP))
-			return cfail(c, lines != NULL && lines[S_MECHANISMS] ? lines[S_MECHANISMS] : sline,
-			             "server %s: IMAP-LOGIN is the IMAP LOGIN command; "
-			             "it cannot be used with protocol = smtp", title);
+		if (m < 0 || (m == MA_MECH_IMAP_LOGIN && s->protocol == MA_PROTO_SMTP)) {
+			cfail(c, opt_line(lines, S_MECHANISMS, sline), "server %s: IMAP-LOGIN is the "
+			      "IMAP LOGIN command; it cannot be used with protocol = smtp", title);
+			goto out;
+		}
 		s->mechanisms |= MA_MECH_BIT((unsigned)m);
 	}
-	for (unsigned i = 0; i < cfg_size(sec, "pin") && i < MA_MAX_PINS; i++) {
+	/* Values were checked as they were read; decode_pin cannot fail here. */
+	for (unsigned i = 0; i < n_pins; i++) {
 		const char *pin = cfg_getnstr(sec, "pin", i);
-		if (decode_pin(pin != NULL ? pin : "", s->pins[i]) != 0)
-			return cfail(c, sline, "server %s: bad pin", title);
-		s->n_pins = i + 1;
+		if (decode_pin(pin != NULL ? pin : "", s->pins[i]) == 0)
+			s->n_pins++;
 	}
 	s->port = port != 0 ? (unsigned)port
 	        : s->protocol == MA_PROTO_IMAP ? (s->tls == MA_TLS_IMPLICIT ? 993u : 143u)
 	                                       : (s->tls == MA_TLS_IMPLICIT ? 465u : 587u);
-
+	rc = MA_NOMEM;
 	if (copy_list(sec, "domains", &s->domains, &s->n_domains) != MA_OK)
-		return MA_NOMEM;
+		goto out;
 	for (size_t i = 0; i < s->n_domains && cfg->n_domains > 0; i++) {
 		bool found = false;
 		for (size_t g = 0; g < cfg->n_domains && !found; g++)
 			found = eq_nocase(s->domains[i], cfg->domains[g]);
-		if (!found)
-			return cfail(c, lines != NULL && lines[S_DOMAINS] ? lines[S_DOMAINS] : sline,
-			             "server %s: domain %s is not in the global domains list",
-			             title, s->domains[i]);
+		if (!found) {
+			rc = cfail(c, opt_line(lines, S_DOMAINS, sline), "server %s: domain %s is "
+			           "not in the global domains list", title, s->domains[i]);
+			goto out;
+		}
 	}
 	s->name = strdup(title);
 	s->host = strdup(host);
@@ -572,8 +586,10 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 	if (s->name == NULL || s->host == NULL || s->verify_name == NULL ||
 	    dup_ca(getstr(sec, "ca_file"), getstr(root, "ca_file"), &s->ca_file) != MA_OK ||
 	    dup_ca(getstr(sec, "ca_path"), getstr(root, "ca_path"), &s->ca_path) != MA_OK)
-		return MA_NOMEM;
-	return MA_OK;
+		goto out;
+	rc = MA_OK;
+out:
+	return rc;
 }
 
 /* Copy everything out of libconfuse's tree (called with the lock held). */

@@ -127,7 +127,7 @@ attempt() {
 	result=$(printf '%s\n' "$MA_PAM_OUT" | grep '^pamtester: ' | grep -v 'invoking\|performing' | tail -n 1)
 	echo "   $result"
 	echo "   module log (pam_syslog):"
-	printf '%s\n' "$MA_PAM_OUT" | grep 'SYSLOG' | sed 's/^PWRAP_[A-Z]*\[[^]]*\] - SYSLOG([0-9]*): /     /' || echo "     (none)"
+	printf '%s\n' "$MA_PAM_OUT" | grep 'SYSLOG' | sed 's/^.*SYSLOG([0-9]*): /     /' || echo "     (none)"
 	sleep 0.3
 	echo "   Dovecot log:"
 	log_since "$log" | grep -E 'imap-login|submission-login|auth: ' | sed 's/^/     /' || echo "     (none)"

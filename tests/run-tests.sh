@@ -43,7 +43,7 @@ programs=0
 bad_programs=()
 
 result() { # result NAME PASSED FAILED NOTE [SECONDS]
-	local name=$1 p=$2 f=$3 note=${4:-} t=${5:+ ${5}s}
+	local name=$1 p=$2 f=$3 note=${4:-} t=${5:+, ${5}s}
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	programs=$((programs + 1))

@@ -16,7 +16,8 @@ The script is a list of directives, one per line ('#' starts a comment line):
                     so "send 220 Ready\\r\\n250 injected" sends two lines at once
   raw TEXT          the same without the final CRLF
   expect PREFIX     read one client line; it must start with PREFIX (ASCII
-                    case-insensitive) or it is a violation and the dialogue ends
+                    case-insensitive) or it is a violation and the dialogue ends;
+                    the client closing instead is a violation too
   expect= LINE      read one client line; it must be exactly LINE
   flood TEXT        send TEXT + CRLF over and over until the client goes away
   sleep SECONDS     wait (recording what arrives)
@@ -134,7 +135,13 @@ class Smtp:
                 self.c.send(unescape(arg))
             elif op in ("expect", "expect="):
                 want = self.expand(arg)
-                line = self.readline()
+                try:
+                    line = self.readline()
+                except Closed as e:
+                    # The script says what the client must still send (QUIT
+                    # included): going away instead is a failure too.
+                    self.c.violation("expected %r, but the connection ended (%s)" % (want, e))
+                    raise Done("client gone") from e
                 ok = line == want if op == "expect=" else line[:len(want)].upper() == want.upper()
                 if not ok:
                     self.c.violation("expected %s%r, got %r" % (
