@@ -95,3 +95,9 @@ clean:
 	rm -rf tests/tmp
 
 .PHONY: all check demo asan install clean test-programs
+
+# Targets kept next to what they build.
+-include fuzz/fuzz.mk
+-include bench/bench.mk
+-include tests/hygiene/hygiene.mk
+-include debian/docs.mk
