@@ -100,4 +100,4 @@ clean:
 -include fuzz/fuzz.mk
 -include bench/bench.mk
 -include tests/hygiene/hygiene.mk
--include debian/docs.mk
+-include man/man.mk

@@ -413,6 +413,7 @@ static int on_value(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct parse_ctx *c = tl_ctx;
 	unsigned idx = UINT_MAX, n = cfg_opt_size(opt);
+	unsigned *lines = NULL;
 	const char *why = NULL, *v = NULL;
 	long num = 0;
 
@@ -422,17 +423,17 @@ static int on_value(cfg_t *cfg, cfg_opt_t *opt)
 	/* A quoted key such as "server=a|host" reaches a section's option from
 	 * outside, past that section's checks. */
 	if (idx == UINT_MAX) {
-		cfg_error(cfg, "option '%s' must be set inside its section", opt->name);
-		return -1;
+		why = "must be set inside its section";
+		cfg_error(cfg, "option '%s' %s", opt->name, why);
+		goto out;
 	}
 	if (n == 0)
-		return 0;
-	if (c != NULL && idx < S_COUNT && strcmp(cfg->name, "server") == 0) {
-		unsigned *lines = server_lines(c, cfg, true);
-		/* The line of the assignment: a list's first value resets it. */
-		if (lines != NULL && (lines[idx] == 0 || n == 1))
-			lines[idx] = (unsigned)cfg->line;
-	}
+		goto out;
+	if (c != NULL && idx < S_COUNT && strcmp(cfg->name, "server") == 0)
+		lines = server_lines(c, cfg, true);
+	/* The line of the assignment: a list's first value resets it. */
+	if (lines != NULL && (lines[idx] == 0 || n == 1))
+		lines[idx] = (unsigned)cfg->line;
 	if (opt->type == CFGT_INT) {
 		num = cfg_opt_getnint(opt, 0);
 		why = check_int(opt->name, num);
@@ -446,6 +447,7 @@ static int on_value(cfg_t *cfg, cfg_opt_t *opt)
 		if (why != NULL)
 			cfg_error(cfg, "%s = \"%s\": %s", opt->name, v != NULL ? v : "", why);
 	}
+out:
 	return why != NULL ? -1 : 0;
 }
 
@@ -696,7 +698,7 @@ out:
 enum ma_err ma_config_parse(const char *text, size_t len, const char *name,
                             struct ma_config **out, char *err, size_t errlen)
 {
-	enum ma_err rc = MA_NOMEM;
+	enum ma_err rc = MA_CONFIG;
 	struct parse_ctx *c = NULL;
 	struct ma_config *cfg = NULL;
 	char *buf = NULL;
@@ -705,11 +707,17 @@ enum ma_err ma_config_parse(const char *text, size_t len, const char *name,
 		err[0] = '\0';
 	if (name == NULL)
 		name = "(configuration)";
-	if (out == NULL || (text == NULL && len > 0))
-		return fail(err, errlen, name, 0, "nothing to parse");
-	*out = NULL;
-	if (len > MA_CONFIG_MAX_SIZE)
-		return fail(err, errlen, name, 0, "larger than %d bytes", MA_CONFIG_MAX_SIZE);
+	if (out != NULL)
+		*out = NULL;
+	if (out == NULL || (text == NULL && len > 0)) {
+		fail(err, errlen, name, 0, "nothing to parse");
+		goto out;
+	}
+	if (len > MA_CONFIG_MAX_SIZE) {
+		fail(err, errlen, name, 0, "larger than %d bytes", MA_CONFIG_MAX_SIZE);
+		goto out;
+	}
+	rc = MA_NOMEM;
 	c = calloc(1, sizeof(*c));
 	cfg = calloc(1, sizeof(*cfg));
 	buf = malloc(len + 1);
@@ -747,8 +755,10 @@ enum ma_err ma_config_load(const char *path, struct ma_config **out,
 		err[0] = '\0';
 	if (out != NULL)
 		*out = NULL;
-	if (path == NULL || out == NULL)
-		return fail(err, errlen, "(configuration)", 0, "no file name");
+	if (path == NULL || out == NULL) {
+		fail(err, errlen, "(configuration)", 0, "no file name");
+		goto out;
+	}
 	/* O_NOFOLLOW: the checks below must be about the file itself, not
 	 * about a link someone may have planted.  O_NONBLOCK: opening a FIFO
 	 * must not hang a login (fstat then refuses it). */

@@ -63,7 +63,7 @@ masters() {
 		comm=
 		read -r comm <"$p/comm" 2>/dev/null || continue
 		[ "$comm" = dovecot ] || continue
-		cmdline=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+		cmdline=$({ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null) || continue
 		if printf '%s\n' "$cmdline" | grep -qxF -- "-c" &&
 			printf '%s\n' "$cmdline" | grep -qxF -- "$conf"; then
 			printf '%s\n' "${p#/proc/}"

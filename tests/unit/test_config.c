@@ -265,9 +265,9 @@ START_TEST(helo_name_values)
 	cfg = global_ok("helo_name = \"\"");
 	ck_assert_ptr_null(cfg->helo_name);
 	ma_config_free(&cfg);
-	global_err("helo_name = \"bad_name\"", "helo_name = \"bad_name\": may only contain");
-	global_err("helo_name = \"a b\"", "may only contain");
-	global_err("helo_name = \"-x.org\"", "starting with a letter or digit");
+	global_err("helo_name = \"bad_name\"", "helo_name = \"bad_name\": must be a host name");
+	global_err("helo_name = \"a b\"", "must be a host name");
+	global_err("helo_name = \"-x.org\"", "a letter or digit first");
 	global_err("helo_name = \"[127.0.0.1]\"", "helo_name");
 }
 END_TEST
@@ -284,9 +284,9 @@ START_TEST(global_domains_and_uid)
 	ma_config_free(&cfg);
 	/* The bad element of a list spread over lines names its own line. */
 	parse_err("domains = {\n  \"example.org\",\n  \"exa mple.org\"\n}\n" SRV, 3,
-	          "domains = \"exa mple.org\": may only contain");
+	          "domains = \"exa mple.org\": must be a host name");
 	global_err("domains = {\"\"}", "domains = \"\"");
-	global_err("domains = {\"user@example.org\"}", "may only contain");
+	global_err("domains = {\"user@example.org\"}", "must be a host name");
 	global_err("minimum_uid = -1", "must be a decimal number");
 	global_err("minimum_uid = 4294967295", "minimum_uid = 4294967295: must be a uid");
 }
@@ -495,7 +495,7 @@ START_TEST(server_domains)
 	parse_err("server a {\n host = h\n\n domains = {example.org, other.org}\n}\n"
 	          "domains = {example.org}\n", 4,
 	          "server a: domain other.org is not in the global domains list");
-	server_err(" host = h\n domains = \"bad domain\"", 3, "may only contain");
+	server_err(" host = h\n domains = \"bad domain\"", 3, "must be a host name");
 }
 END_TEST
 

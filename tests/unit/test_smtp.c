@@ -1064,7 +1064,7 @@ START_TEST(ehlo_mismatched_codes)
 	run_case(&r, "ehlo-mismatch", "implicit",
 	         "tls\n" GREET
 	         "expect EHLO \n"
-	         "send 250-fake.test\\r\\n251 AUTH PLAIN\n", NULL, NULL);
+	         "send 250-fake.test\\r\\n251-AUTH PLAIN\\r\\n250 8BITMIME\n", NULL, NULL);
 	expect_err(&r, MA_PROTOCOL);
 	expect_status(&r, 0);
 	ck_assert(!fake_any_contains(&r.fr, "AUTH"));
