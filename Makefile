@@ -60,7 +60,7 @@ pam_mailauth.so: pam_mailauth.o lib/libmailauth.a pam_mailauth.map
 mailauth: mailauth.c lib/libmailauth.a $(LIB_HDR)
 	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ mailauth.c lib/libmailauth.a $(ALL_LDFLAGS) $(DEPLIBS)
 
-tests/unit/test_%: tests/unit/test_%.c tests/unit/unit.h lib/libmailauth.a
+tests/unit/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) lib/libmailauth.a
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -o $@ $< lib/libmailauth.a \
 	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(DEPLIBS) -ldl
 

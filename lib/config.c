@@ -129,14 +129,13 @@ static void verr(char *err, size_t errlen, const char *file, unsigned line,
 }
 
 __attribute__((format(printf, 5, 6)))
-static enum ma_err fail(char *err, size_t errlen, const char *file, unsigned line,
-                        const char *fmt, ...)
+static void fail(char *err, size_t errlen, const char *file, unsigned line,
+                 const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	verr(err, errlen, file, line, fmt, ap);
 	va_end(ap);
-	return MA_CONFIG;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -468,20 +467,22 @@ static void free_list(char **v, size_t n)
 
 static enum ma_err copy_list(cfg_t *sec, const char *name, char ***out, size_t *n)
 {
+	enum ma_err rc = MA_NOMEM;
 	unsigned cnt = cfg_size(sec, name);
 
 	*n = 0;
-	*out = cnt > 0 ? calloc(cnt, sizeof(**out)) : NULL;
-	if (cnt > 0 && *out == NULL)
-		return MA_NOMEM;
+	*out = NULL;
+	if (cnt > 0 && (*out = calloc(cnt, sizeof(**out))) == NULL)
+		goto out;
+	*n = cnt;     /* entries start NULL: free_list copes with a partial copy */
 	for (unsigned i = 0; i < cnt; i++) {
 		const char *s = cfg_getnstr(sec, name, i);
-		(*out)[i] = strdup(s != NULL ? s : "");
-		if ((*out)[i] == NULL)
-			return MA_NOMEM;
-		*n = i + 1;
+		if (((*out)[i] = strdup(s != NULL ? s : "")) == NULL)
+			goto out;
 	}
-	return MA_OK;
+	rc = MA_OK;
+out:
+	return rc;
 }
 
 /* Effective CA setting: the server's, else the global one; "" = system. */
@@ -749,6 +750,7 @@ enum ma_err ma_config_load(const char *path, struct ma_config **out,
 	struct stat st;
 	char *buf = NULL, ebuf[128];
 	size_t len = 0;
+	ssize_t r = 0;
 	int fd = -1;
 
 	if (err != NULL && errlen > 0)
@@ -763,60 +765,44 @@ enum ma_err ma_config_load(const char *path, struct ma_config **out,
 	 * about a link someone may have planted.  O_NONBLOCK: opening a FIFO
 	 * must not hang a login (fstat then refuses it). */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			fail(err, errlen, path, 0, "is a symbolic link (refused)");
-		else
-			fail(err, errlen, path, 0, "cannot open: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0) {
-		fail(err, errlen, path, 0, "cannot stat: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
-		goto out;
-	}
 	/* Whoever can write this file chooses where passwords are sent. */
-	if (!S_ISREG(st.st_mode)) {
+	if (fd < 0 && errno == ELOOP)
+		fail(err, errlen, path, 0, "is a symbolic link (refused)");
+	else if (fd < 0)
+		fail(err, errlen, path, 0, "cannot open: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
+	else if (fstat(fd, &st) != 0)
+		fail(err, errlen, path, 0, "cannot stat: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
+	else if (!S_ISREG(st.st_mode))
 		fail(err, errlen, path, 0, "not a regular file");
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
 		fail(err, errlen, path, 0, "owned by uid %lu, not by root", (unsigned long)st.st_uid);
-		goto out;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+	else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		fail(err, errlen, path, 0, "is group- or world-writable (mode %04o)",
 		     (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	if (st.st_size > MA_CONFIG_MAX_SIZE) {
+	else if (st.st_size > MA_CONFIG_MAX_SIZE)
 		fail(err, errlen, path, 0, "larger than %d bytes", MA_CONFIG_MAX_SIZE);
-		goto out;
-	}
-	buf = malloc(MA_CONFIG_MAX_SIZE + 1);
-	if (buf == NULL) {
-		fail(err, errlen, path, 0, "out of memory");
+	else if ((buf = malloc(MA_CONFIG_MAX_SIZE + 1)) == NULL)
 		rc = MA_NOMEM;
+	if (buf == NULL)
 		goto out;
-	}
 	/* Read to EOF, bounded: the file may have grown since fstat. */
 	while (len <= MA_CONFIG_MAX_SIZE) {
-		ssize_t r = read(fd, buf + len, MA_CONFIG_MAX_SIZE + 1 - len);
+		r = read(fd, buf + len, MA_CONFIG_MAX_SIZE + 1 - len);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			fail(err, errlen, path, 0, "read error: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
-			goto out;
-		}
-		if (r == 0)
+		if (r <= 0)
 			break;
 		len += (size_t)r;
 	}
-	if (len > MA_CONFIG_MAX_SIZE) {
+	if (r < 0)
+		fail(err, errlen, path, 0, "read error: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
+	else if (len > MA_CONFIG_MAX_SIZE)
 		fail(err, errlen, path, 0, "larger than %d bytes", MA_CONFIG_MAX_SIZE);
-		goto out;
-	}
-	rc = ma_config_parse(buf, len, path, out, err, errlen);
+	else
+		rc = ma_config_parse(buf, len, path, out, err, errlen);
 out:
+	if (rc == MA_NOMEM && err != NULL && errlen > 0 && err[0] == '\0')
+		fail(err, errlen, path != NULL ? path : "(configuration)", 0, "out of memory");
 	if (fd >= 0)
 		close(fd);
 	free(buf);

@@ -508,7 +508,7 @@ static enum ma_err authenticate(struct imap *im)
 		.reply = sasl_reply,
 		.respond = sasl_respond,
 	};
-	enum ma_mech used = MA_MECH_IMAP_LOGIN;
+	enum ma_mech used = MA_MECH_COUNT;    /* nothing tried yet */
 	enum ma_err rc = ma_sasl_authenticate(&proto, caps->mechs, allowed,
 	                                      s->cfg->mechanism_fallback, &creds, s->log, &used);
 	if (rc == MA_NO_MECH && (allowed & MA_MECH_BIT(MA_MECH_IMAP_LOGIN)) &&
@@ -519,7 +519,7 @@ static enum ma_err authenticate(struct imap *im)
 		fail(im, rc, "no usable authentication mechanism", caps->text, strlen(caps->text));
 	}
 	s->mechanism = used;
-	s->mechanism_set = true;
+	s->mechanism_set = used != MA_MECH_COUNT;
 	ma_wipe(cb, sizeof(cb));
 	return rc;
 }

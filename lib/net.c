@@ -272,8 +272,10 @@ int ma_net_connect(const char *host, unsigned port, bool loopback_only,
 		if (fd >= 0 || *err == MA_TIMEOUT)
 			break;
 	}
-	if (fd >= 0)
+	if (fd >= 0) {
 		*err = MA_OK;
+		why[0] = '\0';
+	}
 out:
 	if (res != NULL)
 		freeaddrinfo(res);

@@ -62,6 +62,7 @@ echo "built $root/pam_mailauth.so"
 
 export MA_TEST_TMP=$root/tests/tmp/demo
 export MA_TEST_CERTS=$MA_TEST_TMP/certs
+# shellcheck source=lib/common.sh
 . "$root/tests/lib/common.sh"
 demo=$MA_TMP
 dc=$demo/dovecot

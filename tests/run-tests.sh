@@ -23,6 +23,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 unset MA_TEST_ROOT MA_TEST_TMP MA_TEST_CERTS MA_TEST_MODULE MA_TEST_IMAP_STARTTLS_PORT
+# shellcheck source=lib/common.sh
 . "$root/tests/lib/common.sh"
 
 base=${MA_TEST_BASEPORT:-20143}
@@ -82,8 +83,12 @@ run_program() { # run_program NAME COMMAND...
 	shift
 	out=$logs/$(printf '%s' "$name" | tr '/' '_').log
 	t0=$SECONDS
-	timeout --kill-after=10 "$timeout_s" "$@" >"$out" 2>&1 </dev/null
+	# In the background, so that an interrupt reaches the trap below at once.
+	timeout --kill-after=10 "$timeout_s" "$@" >"$out" 2>&1 </dev/null &
+	running=$!
+	wait "$running"
 	rc=$?
+	running=
 	read -r p f s r < <(count "$out")
 	case $rc in
 	0) ;;
@@ -128,8 +133,17 @@ if ! "$root/tests/lib/certs.sh" "$MA_CERTS" >"$logs/certs.log" 2>&1; then
 	dovecot_ok=0
 fi
 ma_dovecot_env "$base"
+running=
+interrupted() {
+	if [ -n "$running" ]; then
+		kill -TERM "$running" 2>/dev/null # timeout passes it on to the test
+		wait "$running" 2>/dev/null
+	fi
+	echo "interrupted" >&2
+	exit 130
+}
 trap 'ma_dovecot_stop >/dev/null 2>&1' EXIT
-trap 'exit 130' INT TERM
+trap interrupted INT TERM
 if [ $dovecot_ok = 1 ] && ! ma_dovecot_start "$base" >"$logs/dovecot-start.log" 2>&1; then
 	result dovecot 0 1 "Dovecot did not start on ports $base..$((base + 3))"
 	sed 's/^/    /' "$logs/dovecot-start.log" | tail -n 30
@@ -148,7 +162,7 @@ for src in tests/unit/test_*.c; do
 done
 for bin in tests/unit/test_*; do
 	case $bin in *.c | *.h | *.o | *.d | *.log) continue ;; esac
-	[ -f "$bin" ] && [ -x "$bin" ] || continue
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
 	selected "$bin" || continue
 	run_program "$bin" "./$bin"
 done

@@ -45,6 +45,8 @@ import signal
 import socket
 import sys
 
+# Importing fakeserver must not leave tests/fake/__pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 from fakeserver import (Closed, Conn, Done, HandshakeFailed, HardTimeout,  # noqa: E402

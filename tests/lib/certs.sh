@@ -52,7 +52,14 @@ fi
 # run never leaves a half-made set behind that looks complete.
 work=$(mktemp -d "$dir/.work.XXXXXX")
 log=$work/openssl.log
-trap 'rc=$?; if [ $rc -ne 0 ] && [ -s "$log" ]; then cat "$log" >&2; fi; rm -rf "$work"' EXIT
+cleanup() {
+	local rc=$?
+	if [ $rc -ne 0 ] && [ -s "$log" ]; then
+		cat "$log" >&2
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
 rm -f "$dir/.complete"
 
 # A private OpenSSL configuration: the system one is not needed, and SECLEVEL=0 lets the

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # tests/lib/common.sh - shell helpers for the script tests. Source it from bash:
 #
 #   . "$(dirname "$0")/../lib/common.sh"
@@ -275,7 +276,7 @@ ma_dovecot_stop() {
 # Dovecot (MA_TEST_IMAP_STARTTLS_PORT unset), start one and stop it on exit.
 ma_need_dovecot() {
 	if [ -z "${MA_TEST_IMAP_STARTTLS_PORT:-}" ]; then
-		ma_dovecot_start >&2
+		ma_dovecot_start "${MA_TEST_BASEPORT:-20143}" >&2
 		trap ma_dovecot_stop EXIT
 	fi
 }

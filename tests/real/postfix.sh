@@ -23,13 +23,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
 
 usage() {
 	echo "usage: $0 start|stop|status DIR BASEPORT [SASL_SOCKET]" >&2
 	exit 2
 }
-[ $# -ge 3 ] && [ $# -le 4 ] || usage
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
 cmd=$1
 dir=$2
 base=$3
@@ -77,8 +78,12 @@ stop() {
 	local pids p n=100
 	pids=$(masters)
 	[ -n "$pids" ] || return 0
-	if [ -f "$etc/main.cf" ]; then
-		postfix -c "$etc" stop >/dev/null 2>&1 || true
+	# "postfix stop" is SIGTERM to the master, which then ends its children; without
+	# main.cf (DIR removed) send it directly.
+	if [ ! -f "$etc/main.cf" ] || ! postfix -c "$etc" stop >/dev/null 2>&1; then
+		for p in $pids; do
+			kill -TERM "$p" 2>/dev/null || true
+		done
 	fi
 	for p in $pids; do
 		while alive "$p" && [ $n -gt 0 ]; do

@@ -187,6 +187,55 @@ START_TEST(all_keys)
 }
 END_TEST
 
+/* SPEC section 5's example, comments and all. */
+static const char spec_text[] =
+		"timeout         = 10              # seconds, whole authentication\n"
+		"ca_file         = \"\"              # default: system trust store\n"
+		"ca_path         = \"\"\n"
+		"tls_min_version = \"1.2\"\n"
+		"login           = \"%u\"            # what is sent as the login: %u PAM user, %l its local\n"
+		"                                  # part, %d its domain; e.g. \"%u@example.org\"\n"
+		"lowercase       = no              # lower-case the login name before sending\n"
+		"helo_name       = \"\"              # SMTP EHLO name; default: this host's FQDN\n"
+		"domains         = {}              # if set: only users in these domains (after `login`)\n"
+		"mechanism_fallback = yes\n"
+		"minimum_uid     = 1000            # local accounts below this uid (root!) are never\n"
+		"                                  # authenticated by a mail server; users with no local\n"
+		"                                  # account are allowed unless require_local_user = yes\n"
+		"require_local_user = no\n"
+		"\n"
+		"server primary {                  # one or more, tried in order while UNAVAILABLE\n"
+		"  protocol   = imap               # imap | smtp\n"
+		"  host       = \"mail.example.org\"\n"
+		"  port       = 993                # default from protocol and tls\n"
+		"  tls        = implicit           # implicit | starttls | none (loopback only)\n"
+		"  verify_name = \"\"                # default: host\n"
+		"  ca_file    = \"\"                 # overrides the global one\n"
+		"  pin        = {}\n"
+		"  mechanisms = {}                 # default: the order in section 3\n"
+		"  domains    = {}                 # route only these domains to this server\n"
+		"}\n";
+
+START_TEST(spec_example)
+{
+	char text[4096];
+	struct ma_config *cfg = parse_ok(spec_text);
+
+	ck_assert_uint_eq(cfg->timeout_ms, 10000);
+	ck_assert_uint_eq(cfg->n_servers, 1);
+	ck_assert_uint_eq(cfg->servers[0].config_line, 16);
+	ck_assert_uint_eq(cfg->servers[0].port, 993);
+	ck_assert_uint_eq(cfg->servers[0].mechanisms, MA_MECH_DEFAULT_SET);
+	ma_config_free(&cfg);
+	snprintf(text, sizeof(text), "%s\nserver backup { host = \"mail2.example.org\"  tls = starttls }\n"
+	         "tls_min_version = 1.4   # line 29\n", spec_text);
+	parse_err(text, 29, "tls_min_version = \"1.4\"");
+	snprintf(text, sizeof(text), "%s\nserver backup { host = \"mail2.example.org\"  tls = none }\n",
+	         spec_text);
+	parse_err(text, 28, "server backup: tls = none");
+}
+END_TEST
+
 START_TEST(timeout_values)
 {
 	struct ma_config *cfg = global_ok("timeout = 1");
@@ -496,6 +545,9 @@ START_TEST(server_domains)
 	          "domains = {example.org}\n", 4,
 	          "server a: domain other.org is not in the global domains list");
 	server_err(" host = h\n domains = \"bad domain\"", 3, "must be a host name");
+	/* A list spread over lines: the line of its first value. */
+	parse_err("domains = example.org\nserver a {\n host = h\n domains = {\n  example.org,\n"
+	          "  other.org\n }\n}\n", 5, "domain other.org is not in the global");
 }
 END_TEST
 
@@ -786,6 +838,7 @@ static Suite *config_suite(void)
 
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, all_keys);
+	tcase_add_test(tc, spec_example);
 	tcase_add_test(tc, timeout_values);
 	tcase_add_test(tc, tls_min_version_values);
 	tcase_add_test(tc, login_format_values);

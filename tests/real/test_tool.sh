@@ -1,0 +1,98 @@
+#!/bin/bash
+# tests/real/test_tool.sh - the `mailauth` tool (SPEC 8) against the suite's
+# Dovecot: check, check -u, probe, login, and its exit statuses.
+set -uo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+ma_need_dovecot
+
+dir=$MA_TMP/tool
+mkdir -p "$dir"
+conf=$dir/imap.conf
+ma_write_config "$conf" <<EOF
+timeout = 5
+ca_file = "$MA_CERTS/ca.pem"
+server imaps { protocol = imap host = "127.0.0.1" port = $MA_TEST_IMAPS_PORT tls = implicit }
+server imap  { protocol = imap host = "localhost" port = $MA_TEST_IMAP_STARTTLS_PORT tls = starttls }
+EOF
+down=$dir/down.conf
+ma_write_config "$down" <<EOF
+timeout = 3
+ca_file = "$MA_CERTS/ca.pem"
+server gone { protocol = imap host = "127.0.0.1" port = $(ma_closed_port) tls = implicit }
+EOF
+local=$dir/local.conf
+ma_write_config "$local" <<EOF
+login = "%l"
+lowercase = yes
+server imaps { protocol = imap host = "127.0.0.1" port = $MA_TEST_IMAPS_PORT }
+EOF
+# Domains are matched on the login name, after the login format.
+routed=$dir/routed.conf
+ma_write_config "$routed" <<EOF
+domains = {"example.org", "example.net"}
+ca_file = "$MA_CERTS/ca.pem"
+server org { host = "127.0.0.1" port = $MA_TEST_IMAPS_PORT domains = {"example.org"} }
+server net { host = "127.0.0.1" port = $MA_TEST_IMAPS_PORT domains = {"example.net"} }
+EOF
+
+# expect_exit DESC STATUS CMD...: runs CMD, keeps its output in $out.
+expect_exit() {
+	local desc=$1 want=$2 rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then ok "$desc"; else not_ok "$desc" "exit $rc, wanted $want" "$out"; fi
+}
+expect_out() { # expect_out DESC REGEX (in $out)
+	if grep -Eq -- "$2" <<<"$out"; then ok "$1"; else not_ok "$1" "no match for: $2" "$out"; fi
+}
+
+expect_exit "check: valid configuration" 0 "$MA_TOOL" check -c "$conf"
+expect_out "check: prints the servers with effective ports" "port = $MA_TEST_IMAP_STARTTLS_PORT"
+expect_out "check: default mechanisms without CRAM-MD5" "mechanisms = SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN IMAP-LOGIN$"
+
+expect_exit "check -u: routed user" 0 "$MA_TOOL" check -c "$routed" -u dave@example.org
+expect_out "check -u: login name" "login name dave@example.org$"
+expect_out "check -u: the server for its domain" "tries server org"
+if grep -q "tries server net" <<<"$out"; then not_ok "check -u: other domain's server not listed" "$out"; else ok "check -u: other domain's server not listed"; fi
+expect_exit "check -u: %l format" 0 "$MA_TOOL" check -c "$local" -u Dave@Example.ORG
+expect_out "check -u: %l, lower-cased" "login name dave$"
+expect_exit "check -u: unrouted domain" 3 "$MA_TOOL" check -c "$routed" -u eve@example.com
+expect_exit "check -u: root is refused (minimum_uid)" 3 "$MA_TOOL" check -c "$conf" -u root
+
+bad=$dir/bad.conf
+ma_write_config "$bad" <<EOF
+timeout = 5
+server x {
+  host = "127.0.0.1"
+  tls = sometimes
+}
+EOF
+expect_exit "check: invalid configuration exits 4" 4 "$MA_TOOL" check -c "$bad"
+expect_out "check: error names file and line" "bad.conf:4"
+expect_exit "check: missing configuration exits 4" 4 "$MA_TOOL" check -c "$dir/nonexistent.conf"
+expect_exit "usage error exits 64" 64 "$MA_TOOL" frobnicate -c "$conf"
+
+log_mark "$MA_TEST_DOVECOT_LOG"
+expect_exit "probe: both servers fine" 0 "$MA_TOOL" probe -c "$conf"
+expect_out "probe: TLS version and cipher" "TLS: TLSv1\.[23] "
+expect_out "probe: certificate subject and issuer" "certificate: subject=.* issuer=.*expires="
+expect_out "probe: capabilities before STARTTLS" "capabilities before TLS: .*STARTTLS"
+expect_out "probe: capabilities after TLS" "capabilities after TLS: .*AUTH=PLAIN"
+expect_out "probe: chosen mechanism" "mechanism: SCRAM-SHA-256"
+expect_no_log "$MA_TEST_DOVECOT_LOG" "auth.*(passdb|login|mech)" "probe: no authentication reached Dovecot"
+expect_exit "probe SERVER: only that one" 0 "$MA_TOOL" probe -c "$conf" imap
+if grep -q "server imaps" <<<"$out"; then not_ok "probe SERVER: other server not probed" "$out"; else ok "probe SERVER: other server not probed"; fi
+expect_exit "probe: server down exits 2" 2 "$MA_TOOL" probe -c "$down"
+
+expect_exit "login: right password exits 0" 0 "$MA_TOOL" login -c "$conf" alice <<<"$MA_PW_ALICE"
+expect_out "login: says accepted with the mechanism" "^accepted: ok \(server imaps, TLSv1\.[23], SCRAM-SHA-256"
+expect_exit "login: wrong password exits 1" 1 "$MA_TOOL" login -c "$conf" alice <<<"wrong-password"
+expect_exit "login: server down exits 2" 2 "$MA_TOOL" login -c "$down" alice <<<"$MA_PW_ALICE"
+expect_exit "login: root exits 3" 3 "$MA_TOOL" login -c "$conf" root <<<"whatever"
+expect_exit "login: bad configuration exits 4" 4 "$MA_TOOL" login -c "$bad" alice <<<"$MA_PW_ALICE"
+expect_exit "login -d: debug log" 0 "$MA_TOOL" login -d -c "$conf" alice <<<"$MA_PW_ALICE"
+expect_out "login -d: the exchange is shown" "debug: C: a[0-9]+ AUTHENTICATE SCRAM-SHA-256"
+if grep -Fq -- "$MA_PW_ALICE" <<<"$out"; then not_ok "login -d: no password in the output" "$out"; else ok "login -d: no password in the output"; fi
+
+ma_done
