@@ -108,13 +108,9 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	}
 	char *login = ma_config_login_name(cfg, user);
 	printf("user %s: login name %s\n", user, login != NULL ? login : "?");
-	const char *domain = login != NULL ? ma_login_domain(login) : "";
-	for (size_t i = 0; i < cfg->n_servers; i++) {
+	for (size_t i = 0; login != NULL && i < cfg->n_servers; i++) {
 		const struct ma_server *s = &cfg->servers[i];
-		bool served = s->n_domains == 0;
-		for (size_t d = 0; d < s->n_domains; d++)
-			served = served || strcasecmp(s->domains[d], domain) == 0;
-		if (served)
+		if (ma_config_serves(cfg, s, login))
 			printf("  tries server %s (%s:%u)\n", s->name, s->host, s->port);
 	}
 	free(login);

@@ -51,23 +51,6 @@ const char *ma_err_name(enum ma_err err)
 	return "unknown-error";
 }
 
-static bool domain_listed(char *const *list, size_t n, const char *domain)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(list[i], domain) == 0)
-			return true;
-	return false;
-}
-
-static bool server_serves(const struct ma_config *cfg, const struct ma_server *srv,
-                          const char *login)
-{
-	const char *domain = ma_login_domain(login);
-	if (cfg->n_domains > 0 && !domain_listed(cfg->domains, cfg->n_domains, domain))
-		return false;
-	return srv->n_domains == 0 || domain_listed(srv->domains, srv->n_domains, domain);
-}
-
 static enum ma_err check_input(const char *user, const char *password, char *why, size_t whylen)
 {
 	if (user == NULL || user[0] == '\0' || strlen(user) > MA_USER_MAX) {
@@ -129,7 +112,7 @@ enum ma_err ma_check_user(const struct ma_config *cfg, const char *user,
 		goto out;
 	}
 	for (size_t i = 0; i < cfg->n_servers; i++) {
-		if (server_serves(cfg, &cfg->servers[i], login)) {
+		if (ma_config_serves(cfg, &cfg->servers[i], login)) {
 			rc = MA_OK;
 			goto out;
 		}
@@ -238,7 +221,7 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 	rc = MA_USER_UNKNOWN;
 	for (size_t i = 0; i < cfg->n_servers; i++) {
 		const struct ma_server *srv = &cfg->servers[i];
-		if (!server_serves(cfg, srv, login))
+		if (!ma_config_serves(cfg, srv, login))
 			continue;
 		if (tried && ma_deadline_remaining_ms(&dl) == 0)
 			break;

@@ -881,3 +881,20 @@ const char *ma_login_domain(const char *login)
 	const char *at = login != NULL ? strrchr(login, '@') : NULL;
 	return at != NULL ? at + 1 : "";
 }
+
+static bool domain_listed(char *const *list, size_t n, const char *domain)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(list[i], domain) == 0)
+			return true;
+	return false;
+}
+
+bool ma_config_serves(const struct ma_config *cfg, const struct ma_server *srv,
+                      const char *login)
+{
+	const char *domain = ma_login_domain(login);
+	if (cfg->n_domains > 0 && !domain_listed(cfg->domains, cfg->n_domains, domain))
+		return false;
+	return srv->n_domains == 0 || domain_listed(srv->domains, srv->n_domains, domain);
+}

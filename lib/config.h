@@ -105,4 +105,10 @@ char *ma_config_login_name(const struct ma_config *cfg, const char *user);
 /* Domain of a login name: after the last '@', or "" when there is none. */
 const char *ma_login_domain(const char *login);
 
+/* Routing (SPEC 5): does SRV serve LOGIN (after the login format)?  The
+ * global `domains`, when set, must list its domain, and so must the
+ * server's own `domains` when set.  Case-insensitive. */
+bool ma_config_serves(const struct ma_config *cfg, const struct ma_server *srv,
+                      const char *login);
+
 #endif

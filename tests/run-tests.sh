@@ -134,6 +134,7 @@ if ! "$root/tests/lib/certs.sh" "$MA_CERTS" >"$logs/certs.log" 2>&1; then
 fi
 ma_dovecot_env "$base"
 running=
+# shellcheck disable=SC2317 # called from the trap
 interrupted() {
 	if [ -n "$running" ]; then
 		kill -TERM "$running" 2>/dev/null # timeout passes it on to the test

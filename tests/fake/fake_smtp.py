@@ -21,6 +21,12 @@ The script is a list of directives, one per line ('#' starts a comment line):
   expect= LINE      read one client line; it must be exactly LINE
   flood TEXT        send TEXT + CRLF over and over until the client goes away
   sleep SECONDS     wait (recording what arrives)
+  scram MODE        the server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) over
+                    SMTP AUTH (RFC 4954): expects "AUTH SCRAM-SHA-256 <client-first>",
+                    answers server-first and server-final as 334 challenges, then
+                    235 after the client's empty response.  MODE: "ok"; "badsig"
+                    (a wrong v=, the client must cancel with "*"); "wrongpass"
+                    (the proof is checked against another password: 535)
   reset             abort with a TCP RST and end
   close             close politely and end
 In expect/expect= arguments {PLAIN} is base64("\\0USER\\0PASSWORD"), {USER} and
@@ -40,6 +46,8 @@ bad usage, 4 TLS handshake failed.
 
 import argparse
 import base64
+import hashlib
+import hmac
 import os
 import signal
 import socket
@@ -106,7 +114,7 @@ class Smtp:
                 continue
             op, _, arg = line.strip().partition(" ")
             if op not in ("tls", "send", "raw", "expect", "expect=", "flood", "sleep",
-                          "reset", "close"):
+                          "reset", "close", "scram"):
                 raise ValueError("script line %d: unknown directive %r" % (n, op))
             self.script.append((op, arg))
 
@@ -137,13 +145,9 @@ class Smtp:
                 self.c.send(unescape(arg))
             elif op in ("expect", "expect="):
                 want = self.expand(arg)
-                try:
-                    line = self.readline()
-                except Closed as e:
-                    # The script says what the client must still send (QUIT
-                    # included): going away instead is a failure too.
-                    self.c.violation("expected %r, but the connection ended (%s)" % (want, e))
-                    raise Done("client gone") from e
+                # The script says what the client must still send (QUIT
+                # included): going away instead is a failure too.
+                line = self.expect_line(repr(want))
                 ok = line == want if op == "expect=" else line[:len(want)].upper() == want.upper()
                 if not ok:
                     self.c.violation("expected %s%r, got %r" % (
@@ -153,6 +157,8 @@ class Smtp:
                 self.flood(unescape(arg) + b"\r\n")
             elif op == "sleep":
                 self.c.wait(float(arg))
+            elif op == "scram":
+                self.scram(arg)
             elif op == "reset":
                 self.c.reset()
                 raise Done("reset")
@@ -161,6 +167,71 @@ class Smtp:
         self.c.note("script over; recording until the client closes")
         while True:
             self.readline()
+
+    def expect_line(self, what):
+        try:
+            return self.readline()
+        except Closed as e:
+            self.c.violation("expected %s, but the connection ended (%s)" % (what, e))
+            raise Done("client gone") from e
+
+    def scram(self, mode):
+        """Server side of SCRAM-SHA-256 without channel binding."""
+        def b64(data):
+            return base64.b64encode(data).decode("ascii")
+
+        def h(key, msg):
+            return hmac.new(key, msg, hashlib.sha256).digest()
+
+        line = self.expect_line("AUTH SCRAM-SHA-256")
+        prefix = b"AUTH SCRAM-SHA-256 "
+        if line[:len(prefix)].upper() != prefix:
+            self.c.violation("expected AUTH SCRAM-SHA-256 with an initial response, got %r" % line)
+            raise Done("unexpected client line")
+        first = base64.b64decode(line[len(prefix):], validate=True)
+        gs2, _, rest = first.partition(b",")
+        authz, _, bare = rest.partition(b",")
+        if gs2 not in (b"n", b"y") or authz != b"":
+            self.c.violation("unexpected gs2 header in %r" % first)
+            raise Done("bad client-first")
+        attrs = dict(a.split(b"=", 1) for a in bare.split(b","))
+        if attrs.get(b"n") != os.fsencode(self.args.user):
+            self.c.violation("SCRAM user %r" % attrs.get(b"n"))
+        nonce = attrs[b"r"] + b"fakeServerNonce0123456789"
+        salt = b"fake-smtp-salt!!"
+        iters = 4096
+        server_first = b"r=" + nonce + b",s=" + b64(salt).encode() + b",i=" + str(iters).encode()
+        self.c.sendline("334 " + b64(server_first))
+
+        final = base64.b64decode(self.expect_line("client-final"), validate=True)
+        without_proof, _, proof = final.rpartition(b",p=")
+        fattrs = dict(a.split(b"=", 1) for a in without_proof.split(b","))
+        if fattrs.get(b"r") != nonce or fattrs.get(b"c") != base64.b64encode(gs2 + b",,"):
+            self.c.violation("client-final with a wrong nonce or channel binding: %r" % final)
+        password = self.password if mode != "wrongpass" else b"not-the-password"
+        salted = hashlib.pbkdf2_hmac("sha256", password, salt, iters)
+        client_key = h(salted, b"Client Key")
+        auth_message = bare + b"," + server_first + b"," + without_proof
+        signature = h(hashlib.sha256(client_key).digest(), auth_message)
+        expected = bytes(a ^ b for a, b in zip(client_key, signature))
+        if base64.b64decode(proof, validate=True) != expected:
+            self.c.note("SCRAM proof does not match")
+            self.c.sendline("535 5.7.8 Authentication credentials invalid")
+            return
+        server_sig = h(h(salted, b"Server Key"), auth_message)
+        if mode == "badsig":
+            server_sig = bytes(32)
+        # RFC 4954 4: no additional data with 235; server-final is a 334.
+        self.c.sendline("334 " + b64(b"v=" + b64(server_sig).encode()))
+        answer = self.expect_line("the empty response to server-final")
+        if mode == "badsig":
+            if answer != b"*":
+                self.c.violation("client answered %r to a wrong server signature" % answer)
+            self.c.sendline("501 5.7.0 Authentication aborted")
+            return
+        if answer != b"":
+            self.c.violation("expected an empty response, got %r" % answer)
+        self.c.sendline("235 2.7.0 Authentication successful")
 
     def flood(self, line):
         self.c.note("flooding with %r until the client goes away" % line)

@@ -1132,6 +1132,60 @@ START_TEST(silent_server_deadline)
 }
 END_TEST
 
+START_TEST(scram_sha256_ok)
+{
+	static struct run r;
+	/* SCRAM over SMTP: server-final comes as a 334 challenge (RFC 4954 4
+	 * has no additional data with 235), answered with an empty line. */
+	run_case(&r, "scram-ok", "starttls",
+	         PRE_TLS EHLO_TLS("250 AUTH SCRAM-SHA-256 PLAIN LOGIN")
+	         "scram ok\n" QUIT, NULL, NULL);
+	expect_err(&r, MA_OK);
+	expect_status(&r, 0);
+	expect_mech(&r, "SCRAM-SHA-256");
+	ck_assert(strstr(r.log, "C: AUTH SCRAM-SHA-256 <redacted>") != NULL);
+}
+END_TEST
+
+START_TEST(scram_sha256_bad_server_signature)
+{
+	static struct run r;
+	/* A server that cannot prove it knows the password is not believed. */
+	run_case(&r, "scram-badsig", "implicit",
+	         "tls\n" GREET EHLO_TLS("250 AUTH SCRAM-SHA-256")
+	         "scram badsig\n", NULL, NULL);
+	ck_assert(r.err != MA_OK);
+	expect_err(&r, MA_PROTOCOL);
+	expect_status(&r, 0);
+}
+END_TEST
+
+START_TEST(scram_sha256_rejected_then_plain)
+{
+	static struct run r;
+	/* SPEC 3: a SCRAM rejection retries once with PLAIN (mechanism_fallback
+	 * = yes by default), on the same TLS session. */
+	run_case(&r, "scram-fallback", "implicit",
+	         "tls\n" GREET EHLO_TLS("250 AUTH SCRAM-SHA-256 PLAIN")
+	         "scram wrongpass\n" PLAIN_OK QUIT, NULL, NULL);
+	expect_err(&r, MA_OK);
+	expect_status(&r, 0);
+	expect_mech(&r, "PLAIN");
+}
+END_TEST
+
+START_TEST(scram_sha256_rejected_no_fallback)
+{
+	static struct run r;
+	run_case(&r, "scram-nofallback", "implicit",
+	         "tls\n" GREET EHLO_TLS("250 AUTH SCRAM-SHA-256 PLAIN")
+	         "scram wrongpass\n" QUIT, "mechanism_fallback = no", NULL);
+	expect_err(&r, MA_AUTH_FAILED);
+	expect_status(&r, 0);
+	expect_mech(&r, "SCRAM-SHA-256");
+}
+END_TEST
+
 /* ---- `mailauth probe` over SMTP ---- */
 
 struct lines {
@@ -1252,6 +1306,10 @@ static Suite *smtp_suite(void)
 	tcase_add_test(tc, reset_during_auth);
 	tcase_add_test(tc, close_after_greeting);
 	tcase_add_test(tc, silent_server_deadline);
+	tcase_add_test(tc, scram_sha256_ok);
+	tcase_add_test(tc, scram_sha256_bad_server_signature);
+	tcase_add_test(tc, scram_sha256_rejected_then_plain);
+	tcase_add_test(tc, scram_sha256_rejected_no_fallback);
 	tcase_add_test(tc, probe_starttls);
 	tcase_add_test(tc, probe_no_auth);
 	suite_add_tcase(s, tc);
