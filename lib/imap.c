@@ -183,18 +183,13 @@ int ma_imap_astring(const char *s, size_t len, char *buf, size_t cap, size_t *us
 static enum ma_err fail(struct imap *im, enum ma_err err, const char *what,
                         const char *detail, size_t dlen)
 {
-	char esc[160];
-	snprintf(im->s->why, sizeof(im->s->why), "%s%s%s", what, detail ? ": " : "",
-	         detail ? ma_escape(esc, sizeof(esc), detail, dlen) : "");
-	return err;
+	return ma_session_fail(im->s, err, what, detail, dlen);
 }
 
 static enum ma_err send_line(struct imap *im, const char *line, size_t len,
                              const char *shown)
 {
-	char esc[300];
-	ma_debug(im->s->log, "C: %s", shown != NULL ? shown : ma_escape(esc, sizeof(esc), line, len - 2));
-	return ma_stream_write(im->s->stream, line, len);
+	return ma_session_send(im->s, line, len, shown);
 }
 
 static enum ma_err command(struct imap *im, const char *cmd)
@@ -346,36 +341,21 @@ static enum ma_err sasl_begin(void *ctx, const char *mech, const char *ir)
 	if (ir == NULL) {
 		char line[80];
 		n = snprintf(line, sizeof(line), "%s\r\n", head);
-		return send_line(im, line, (size_t)n, head);
+		return send_line(im, line, (size_t)n, NULL);
 	}
-	size_t irlen = strlen(ir);
-	size_t total = (size_t)n + 1 + irlen + 2;
-	char *line = malloc(total + 1);
-	if (line == NULL)
-		return MA_NOMEM;
-	snprintf(line, total + 1, "%s %s\r\n", head, ir);
-	char shown[96];
-	snprintf(shown, sizeof(shown), "%s <redacted>", head);
-	enum ma_err rc = send_line(im, line, total, shown);
-	ma_freezero(line, total + 1);
-	return rc;
+	/* RFC 4959 section 3: AUTHENTICATE mechanism SP initial-response. */
+	return ma_session_send_secret(im->s, head, ir, MA_LINE_MAX);
 }
 
 static enum ma_err sasl_respond(void *ctx, const char *b64)
 {
 	struct imap *im = ctx;
-	size_t len = strlen(b64);
-	char *line = malloc(len + 3);
-	if (line == NULL)
-		return MA_NOMEM;
-	memcpy(line, b64, len);
-	memcpy(line + len, "\r\n", 3);
-	bool cancel = strcmp(b64, "*") == 0;
-	if (!cancel)
-		im->payload_sent = true;
-	enum ma_err rc = send_line(im, line, len + 2, cancel ? "*" : "<redacted>");
-	ma_freezero(line, len + 3);
-	return rc;
+	/* RFC 9051 6.2.2: "If the client wishes to cancel an authentication
+	 * exchange, it issues a line consisting of a single "*"." */
+	if (strcmp(b64, "*") == 0)
+		return send_line(im, "*\r\n", 3, NULL);
+	im->payload_sent = true;
+	return ma_session_send_secret(im->s, NULL, b64, MA_LINE_MAX);
 }
 
 static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **text, size_t *len)
@@ -496,10 +476,7 @@ static enum ma_err authenticate(struct imap *im)
 	struct ma_sasl_creds creds = {
 		.authcid = s->login, .password = s->password, .password_len = s->password_len,
 	};
-	struct ma_tls *tls = ma_stream_tls(s->stream);
-	if (tls != NULL && ma_tls_channel_binding(tls, &creds.cb_type, cb, sizeof(cb),
-	                                          &creds.cb_len) == MA_OK)
-		creds.cb_data = cb;
+	ma_session_channel_binding(s, &creds, cb, sizeof(cb));
 
 	struct ma_sasl_proto proto = {
 		.ctx = im,
@@ -524,28 +501,6 @@ static enum ma_err authenticate(struct imap *im)
 	return rc;
 }
 
-/* What would be used, for `mailauth probe`. */
-static void choose_for_probe(struct ma_session *s)
-{
-	enum ma_mech cand[MA_MECH_COUNT];
-	struct ma_tls *tls = ma_stream_tls(s->stream);
-	unsigned char cb[64];
-	const char *type = NULL;
-	size_t cblen = 0;
-	bool have_cb = tls != NULL &&
-		ma_tls_channel_binding(tls, &type, cb, sizeof(cb), &cblen) == MA_OK;
-	size_t n = ma_sasl_candidates(s->caps_tls.mechs, s->srv->mechanisms, have_cb, cand);
-	if (n > 0) {
-		s->mechanism = cand[0];
-		s->mechanism_set = true;
-	} else if ((s->srv->mechanisms & MA_MECH_BIT(MA_MECH_IMAP_LOGIN)) &&
-	           !s->caps_tls.logindisabled) {
-		s->mechanism = MA_MECH_IMAP_LOGIN;
-		s->mechanism_set = true;
-	}
-	ma_wipe(cb, sizeof(cb));
-}
-
 enum ma_err ma_imap_session(struct ma_session *s)
 {
 	struct imap im = { .s = s };
@@ -564,7 +519,7 @@ enum ma_err ma_imap_session(struct ma_session *s)
 	if (!s->caps_tls.known && (rc = capability(&im, &s->caps_tls)) != MA_OK)
 		goto out;
 	if (s->probe) {
-		choose_for_probe(s);
+		ma_session_choose_for_probe(s, true);
 		rc = MA_OK;
 	} else {
 		rc = authenticate(&im);

@@ -47,6 +47,32 @@ struct ma_session {
 	char why[256];                   /* escaped reason on failure */
 };
 
+struct ma_sasl_creds;
+
+/* Record why the session failed (DETAIL escaped) and return ERR. */
+enum ma_err ma_session_fail(struct ma_session *s, enum ma_err err, const char *what,
+                            const char *detail, size_t dlen);
+
+/* Send LEN bytes of LINE (CRLF included); the debug log shows SHOWN when
+ * given (a redaction), else the line itself, escaped. */
+enum ma_err ma_session_send(struct ma_session *s, const char *line, size_t len,
+                            const char *shown);
+
+/* Send "HEAD SP SECRET CRLF" (or "SECRET CRLF" when HEAD is NULL), logged as
+ * "HEAD <redacted>"; the line buffer is wiped.  Lines longer than MAX_LINE
+ * are refused with MA_PROTOCOL. */
+enum ma_err ma_session_send_secret(struct ma_session *s, const char *head,
+                                   const char *secret, size_t max_line);
+
+/* Fill C's channel binding from the session's TLS (BUF: at least 64
+ * bytes, wiped by the caller).  Returns false, with C->cb_type NULL, when
+ * the session cannot provide one. */
+bool ma_session_channel_binding(struct ma_session *s, struct ma_sasl_creds *c,
+                                unsigned char *buf, size_t buflen);
+
+/* `mailauth probe`: record the mechanism the login would start with. */
+void ma_session_choose_for_probe(struct ma_session *s, bool imap_login_command);
+
 /* Protocol clients: run the whole dialogue on s->stream (plain, or already
  * TLS for implicit mode).  Return MA_OK only on the server's acceptance. */
 enum ma_err ma_imap_session(struct ma_session *s);

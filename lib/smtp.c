@@ -322,21 +322,15 @@ out:
 static enum ma_err fail(struct smtp *sm, enum ma_err err, const char *what,
                         const char *detail, size_t dlen)
 {
-	char esc[160];
-	snprintf(sm->s->why, sizeof(sm->s->why), "%s%s%s", what, detail ? ": " : "",
-	         detail ? ma_escape(esc, sizeof(esc), detail, dlen) : "");
-	return err;
+	return ma_session_fail(sm->s, err, what, detail, dlen);
 }
 
-/* Send LEN bytes of LINE (CRLF included); the debug log shows SHOWN when
- * given (a redaction), else the line itself. */
+/* Every write leaves the command boundary until a reply completes. */
 static enum ma_err send_line(struct smtp *sm, const char *line, size_t len,
                              const char *shown)
 {
-	char esc[300];
-	ma_debug(sm->s->log, "C: %s", shown != NULL ? shown : ma_escape(esc, sizeof(esc), line, len - 2));
 	sm->idle = false;
-	return ma_stream_write(sm->s->stream, line, len);
+	return ma_session_send(sm->s, line, len, shown);
 }
 
 static enum ma_err command(struct smtp *sm, const char *cmd)
@@ -371,7 +365,8 @@ static enum ma_err read_reply(struct smtp *sm, struct ma_smtp_reply *r, struct m
 		ma_debug(sm->s->log, "S: %s", ma_escape(esc, sizeof(esc), line, len));
 		int added = ma_smtp_reply_add(r, line, len);
 		if (added < 0) {
-			if (r->lines >= MA_SMTP_REPLY_MAX_LINES)
+			if (r->lines >= MA_SMTP_REPLY_MAX_LINES ||
+			    len + 2 > MA_SMTP_REPLY_MAX_BYTES - r->bytes)
 				return fail(sm, MA_PROTOCOL, "reply too long", NULL, 0);
 			return fail(sm, MA_PROTOCOL, "malformed reply", line, len);
 		}
@@ -411,10 +406,14 @@ static enum ma_err ehlo(struct smtp *sm, struct ma_caps *caps)
 	memset(host, 0, sizeof(host));
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		host[0] = '\0';
-	/* The stream does not expose its socket, so the local address is not
-	 * known here: a host name that is not a valid domain falls back to
-	 * "[127.0.0.1]" (see ma_smtp_helo_name). */
-	if (ma_smtp_helo_name(s->cfg->helo_name, host, NULL, 0, name, sizeof(name)) != 0)
+	/* A host name that is not a valid domain falls back to the literal of
+	 * our own address on this connection (see ma_smtp_helo_name). */
+	struct sockaddr_storage local;
+	socklen_t local_len = 0;
+	const struct sockaddr *lp = NULL;
+	if (ma_stream_local_address(s->stream, &local, &local_len) == 0)
+		lp = (const struct sockaddr *)&local;
+	if (ma_smtp_helo_name(s->cfg->helo_name, host, lp, local_len, name, sizeof(name)) != 0)
 		return fail(sm, MA_CONFIG, "helo_name is not a valid domain or address literal",
 		            NULL, 0);
 	snprintf(cmd, sizeof(cmd), "EHLO %s", name);
@@ -470,45 +469,24 @@ static enum ma_err sasl_begin(void *ctx, const char *mech, const char *ir)
 	if (ir == NULL) {
 		char line[80];
 		n = snprintf(line, sizeof(line), "%s\r\n", head);
-		return send_line(sm, line, (size_t)n, head);
+		return send_line(sm, line, (size_t)n, NULL);
 	}
 	/* RFC 4954 section 4: AUTH mechanism [SP initial-response], "=" for an
 	 * empty one (the engine passes "=" already). */
-	size_t irlen = strlen(ir);
-	size_t total = (size_t)n + 1 + irlen + 2;
-	if (total > AUTH_LINE_MAX)
-		return fail(sm, MA_PROTOCOL, "AUTH command too long", NULL, 0);
-	char *line = malloc(total + 1);
-	if (line == NULL)
-		return MA_NOMEM;
-	memcpy(line, head, (size_t)n);
-	line[n] = ' ';
-	memcpy(line + n + 1, ir, irlen);
-	memcpy(line + n + 1 + irlen, "\r\n", 3);
-	char shown[96];
-	snprintf(shown, sizeof(shown), "%s <redacted>", head);
-	enum ma_err rc = send_line(sm, line, total, shown);
-	ma_freezero(line, total + 1);
-	return rc;
+	sm->idle = false;
+	return ma_session_send_secret(sm->s, head, ir, AUTH_LINE_MAX);
 }
 
 static enum ma_err sasl_respond(void *ctx, const char *b64)
 {
 	struct smtp *sm = ctx;
-	size_t len = strlen(b64);
-	char *line = malloc(len + 3);
-	if (line == NULL)
-		return MA_NOMEM;
-	memcpy(line, b64, len);
-	memcpy(line + len, "\r\n", 3);
 	/* RFC 4954 section 4: "If the client wishes to cancel the
 	 * authentication exchange, it issues a line with a single '*'." */
-	bool cancel = strcmp(b64, "*") == 0;
-	if (!cancel)
-		sm->payload_sent = true;
-	enum ma_err rc = send_line(sm, line, len + 2, cancel ? "*" : "<redacted>");
-	ma_freezero(line, len + 3);
-	return rc;
+	if (strcmp(b64, "*") == 0)
+		return send_line(sm, "*\r\n", 3, NULL);
+	sm->payload_sent = true;
+	sm->idle = false;
+	return ma_session_send_secret(sm->s, NULL, b64, AUTH_LINE_MAX);
 }
 
 static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **text, size_t *len)
@@ -557,10 +535,7 @@ static enum ma_err authenticate(struct smtp *sm)
 		rc = fail(sm, MA_NO_MECH, "server does not offer AUTH", caps->text, strlen(caps->text));
 		goto out;
 	}
-	struct ma_tls *tls = ma_stream_tls(s->stream);
-	if (tls != NULL && ma_tls_channel_binding(tls, &creds.cb_type, cb, sizeof(cb),
-	                                          &creds.cb_len) == MA_OK)
-		creds.cb_data = cb;
+	ma_session_channel_binding(s, &creds, cb, sizeof(cb));
 
 	struct ma_sasl_proto proto = {
 		.ctx = sm,
@@ -589,25 +564,6 @@ out:
 	return rc;
 }
 
-/* What would be used, for `mailauth probe` (SMTP has no LOGIN command). */
-static void choose_for_probe(struct ma_session *s)
-{
-	enum ma_mech cand[MA_MECH_COUNT];
-	struct ma_tls *tls = ma_stream_tls(s->stream);
-	unsigned char cb[64];
-	const char *type = NULL;
-	size_t cblen = 0;
-	bool have_cb = tls != NULL &&
-		ma_tls_channel_binding(tls, &type, cb, sizeof(cb), &cblen) == MA_OK;
-	size_t n = s->caps_tls.auth
-		? ma_sasl_candidates(s->caps_tls.mechs, s->srv->mechanisms, have_cb, cand) : 0;
-	if (n > 0) {
-		s->mechanism = cand[0];
-		s->mechanism_set = true;
-	}
-	ma_wipe(cb, sizeof(cb));
-}
-
 enum ma_err ma_smtp_session(struct ma_session *s)
 {
 	struct smtp sm = { .s = s };
@@ -630,7 +586,9 @@ enum ma_err ma_smtp_session(struct ma_session *s)
 	if ((rc = ehlo(&sm, &s->caps_tls)) != MA_OK)
 		goto out;
 	if (s->probe) {
-		choose_for_probe(s);
+		/* SMTP has no LOGIN command; no AUTH keyword, no mechanism. */
+		if (s->caps_tls.auth)
+			ma_session_choose_for_probe(s, false);
 		rc = MA_OK;
 	} else {
 		rc = authenticate(&sm);

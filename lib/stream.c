@@ -174,6 +174,13 @@ size_t ma_stream_buffered(const struct ma_stream *s)
 	return s->end - s->start;
 }
 
+int ma_stream_local_address(const struct ma_stream *s, struct sockaddr_storage *addr,
+                            socklen_t *len)
+{
+	*len = sizeof(*addr);
+	return getsockname(s->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -1;
+}
+
 struct ma_tls *ma_stream_tls(struct ma_stream *s)
 {
 	return s->tls;

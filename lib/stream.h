@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "deadline.h"
 #include "mailauth.h"
@@ -41,6 +42,11 @@ enum ma_err ma_stream_write(struct ma_stream *s, const void *buf, size_t len);
 
 /* Bytes received but not yet consumed by read_line. */
 size_t ma_stream_buffered(const struct ma_stream *s);
+
+/* Our local address of the connection (for the SMTP EHLO address
+ * literal).  Returns 0, or -1 when unknown. */
+int ma_stream_local_address(const struct ma_stream *s, struct sockaddr_storage *addr,
+                            socklen_t *len);
 
 /* The TLS session, or NULL while plain. */
 struct ma_tls *ma_stream_tls(struct ma_stream *s);

@@ -15,7 +15,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages="build-essential pkg-config libpam0g-dev libssl-dev libconfuse-dev
-	openssl dovecot-imapd dovecot-submissiond pamtester libpam-wrapper"
+	openssl iproute2 dovecot-imapd dovecot-submissiond pamtester libpam-wrapper"
 base=${MA_DEMO_BASEPORT:-20243}
 
 say() { printf '\n== %s\n' "$*"; }

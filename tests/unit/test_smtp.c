@@ -410,13 +410,16 @@ static int smtp_start(struct fake_server *fs, const char *label, const char *scr
 		"--certs", certs, "--record", fs->record, "--transcript", fs->transcript,
 		"--user", USER, "--password", PASS, NULL,
 	};
-	if (pipe2(pfd, O_CLOEXEC) != 0)
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		rmdir(fs->dir);
 		return -1;
+	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
+		rmdir(fs->dir);
 		return -1;
 	}
 	if (pid == 0) {
@@ -453,6 +456,9 @@ static int smtp_start(struct fake_server *fs, const char *label, const char *scr
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		fs->pid = -1;
+		unlink(fs->record);
+		unlink(fs->transcript);
+		rmdir(fs->dir);
 		return -1;
 	}
 	fs->port = (unsigned)port;
@@ -1079,6 +1085,7 @@ START_TEST(ehlo_flood)
 	         GREET "expect EHLO \nflood 250-PIPELINING\n", NULL, NULL);
 	expect_err(&r, MA_PROTOCOL);
 	ck_assert(r.elapsed_ms < 2000);
+	ck_assert_str_eq(r.res.detail, "reply too long");
 	ck_assert(!fake_any_contains(&r.fr, "STARTTLS"));
 }
 END_TEST
