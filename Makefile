@@ -85,11 +85,16 @@ asan:
 	$(MAKE) clean
 
 install: all
-	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 pam_mailauth.so $(DESTDIR)$(PAMDIR)/pam_mailauth.so
 	install -m 0755 mailauth $(DESTDIR)$(BINDIR)/mailauth
-	install -d $(DESTDIR)$(PREFIX)/share/doc/pam_mailauth/examples
-	install -m 0644 conf/*.conf $(DESTDIR)$(PREFIX)/share/doc/pam_mailauth/examples/
+	install -m 0644 man/mailauth.1 $(DESTDIR)$(MANDIR)/man1/mailauth.1
+	install -m 0644 man/pam_mailauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam_mailauth.conf.5
+	install -m 0644 man/pam_mailauth.8 $(DESTDIR)$(MANDIR)/man8/pam_mailauth.8
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 conf/*.conf conf/pam.d-* $(DESTDIR)$(DOCDIR)/examples/
 
 clean:
 	rm -f lib/*.o lib/libmailauth.a pam_mailauth.o pam_mailauth.so mailauth \

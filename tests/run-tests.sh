@@ -5,7 +5,8 @@
 #      (tests/real/dovecot.sh) on MA_TEST_BASEPORT (default 20143) .. +3, +9;
 #   2. every tests/unit/test_* program (check: "NN%: Checks: N, Failures: N, Errors: N"),
 #      every tests/fake/test_*.sh or executable tests/fake/test_*, and every
-#      tests/real/test_*.sh ("ok - ..." / "not ok - ..." lines), with these exported:
+#      tests/real/test_*.sh, tests/hygiene/test_*.sh and tests/pkg/test_*.sh
+#      ("ok - ..." / "not ok - ..." lines), with these exported:
 #        MA_TEST_ROOT MA_TEST_TMP MA_TEST_CERTS MA_TEST_DOVECOT_DIR MA_TEST_DOVECOT_LOG
 #        MA_TEST_IMAP_STARTTLS_PORT MA_TEST_IMAPS_PORT MA_TEST_SUBMISSION_PORT
 #        MA_TEST_SUBMISSIONS_PORT
@@ -183,6 +184,17 @@ done
 # --- tiers 3 and 4: the real PAM stack, real servers ---------------------------------
 
 for t in tests/real/test_*.sh; do
+	selected "$t" || continue
+	if [ $dovecot_ok = 1 ]; then
+		run_program "$t" bash "./$t"
+	else
+		result "$t" 0 1 "not run: no Dovecot"
+	fi
+done
+
+# --- process hygiene, packaging and installation ----------------------------------------
+
+for t in tests/hygiene/test_*.sh tests/pkg/test_*.sh; do
 	selected "$t" || continue
 	if [ $dovecot_ok = 1 ]; then
 		run_program "$t" bash "./$t"

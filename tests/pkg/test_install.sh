@@ -1,0 +1,30 @@
+#!/bin/bash
+# tests/pkg/test_install.sh - `make install` honours DESTDIR and PREFIX and
+# puts the module into the multiarch PAM directory.
+set -uo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+cd "$MA_ROOT" || exit 1
+
+stage=$MA_TMP/install
+rm -rf "$stage"
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+out=$(make -s install DESTDIR="$stage" PREFIX=/opt/ma 2>&1) || not_ok "make install" "$out"
+
+expect_file() { # expect_file PATH MODE DESC
+	if [ -f "$stage$1" ] && [ "$(stat -c %a "$stage$1")" = "$2" ]; then
+		ok "$3"
+	else
+		not_ok "$3" "$(ls -l "$stage$1" 2>&1)"
+	fi
+}
+expect_file "/lib/$multiarch/security/pam_mailauth.so" 644 "module in /lib/$multiarch/security"
+expect_file /opt/ma/bin/mailauth 755 "tool under PREFIX/bin"
+if [ -d "$stage/opt/ma/share/doc" ]; then ok "documentation under PREFIX/share"; else not_ok "documentation under PREFIX/share" "$(find "$stage" | head)"; fi
+stray=$(find "$stage" -path "$stage/opt/ma" -prune -o -path "$stage/lib" -prune -o -path "$stage/etc" -prune -o -type f -print)
+if [ -z "$stray" ]; then ok "nothing installed outside DESTDIR/{PREFIX,lib,etc}"; else not_ok "nothing installed outside DESTDIR/{PREFIX,lib,etc}" "$stray"; fi
+# The installed module is the built one, and loadable.
+if cmp -s pam_mailauth.so "$stage/lib/$multiarch/security/pam_mailauth.so"; then ok "installed module is the built one"; else not_ok "installed module is the built one"; fi
+syms=$(nm -D --defined-only "$stage/lib/$multiarch/security/pam_mailauth.so" | awk '{print $3}' | sort | tr '\n' ' ')
+if [ "$syms" = "pam_sm_acct_mgmt pam_sm_authenticate pam_sm_setcred " ]; then ok "installed module exports only pam_sm_*"; else not_ok "installed module exports only pam_sm_*" "$syms"; fi
+rm -rf "$stage"
+ma_done

@@ -1,0 +1,341 @@
+/*
+ * test_transport.c - the transport rules of SPEC 2 that are not about one
+ * protocol: SPKI pins, tls_min_version, SNI, verify_name, the next address
+ * and the next server while unavailable (never after a rejection), one
+ * deadline for every server together, and O_CLOEXEC on every descriptor.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fake.h"
+#include "mailauth.h"
+#include "unit.h"
+
+struct outcome {
+	enum ma_err err;
+	struct ma_result res;
+	long ms;
+	struct fake_result fr;
+};
+
+static char *read_spki(const char *name)
+{
+	static char buf[128];
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s.spki", getenv("MA_TEST_CERTS"), name);
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "missing %s", path);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf;
+}
+
+/* Replace every @PORT@ and @CERTS@ in TEMPLATE. */
+static void expand(char *out, size_t cap, const char *tmpl, unsigned port)
+{
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	size_t o = 0;
+	for (const char *p = tmpl; *p != '\0';) {
+		const char *with = NULL;
+		if (strncmp(p, "@PORT@", 6) == 0)
+			with = portstr;
+		else if (strncmp(p, "@CERTS@", 7) == 0)
+			with = getenv("MA_TEST_CERTS");
+		if (with != NULL) {
+			size_t n = strlen(with);
+			ck_assert(o + n < cap);
+			memcpy(out + o, with, n);
+			o += n;
+			p += p[1] == 'P' ? 6 : 7;
+		} else {
+			ck_assert(o + 1 < cap);
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Authenticate alice/secret against SCENARIO with the configuration
+ * TEMPLATE (see expand). */
+static void run(struct outcome *o, const char *scenario, const char *const *args,
+                const char *tmpl)
+{
+	struct fake_server fs;
+	struct ma_config *cfg = NULL;
+	char text[2048], err[512];
+
+	memset(o, 0, sizeof(*o));
+	ck_assert_msg(fake_start(&fs, scenario, args) == 0, "%s did not start", scenario);
+	expand(text, sizeof(text), tmpl, fs.port);
+	enum ma_err ce = ma_config_parse(text, strlen(text), "t.conf", &cfg, err, sizeof(err));
+	ck_assert_msg(ce == MA_OK, "config: %s\n%s", err, text);
+	long t0 = fake_now_ms();
+	o->err = ma_authenticate(cfg, "alice", "secret", NULL, &o->res);
+	o->ms = fake_now_ms() - t0;
+	ma_config_free(&cfg);
+	fake_finish(&fs, &o->fr, 8000);
+	if (getenv("MA_FAKE_VERBOSE") != NULL)
+		fake_dump(scenario, &o->fr);
+}
+
+static const char *const implicit[] = { "--tls", "implicit", "--password", "secret", NULL };
+
+#define SERVER(extra) \
+	"timeout = 3\nca_file = \"@CERTS@/ca.pem\"\n" \
+	"server s { protocol = imap host = \"127.0.0.1\" port = @PORT@ tls = implicit " extra " }\n"
+
+START_TEST(pin_matches)
+{
+	struct outcome o;
+	char conf[1024];
+	char pins[256];
+	snprintf(pins, sizeof(pins), "pin = {\"sha256//%s\", ", read_spki("other"));
+	snprintf(conf, sizeof(conf), SERVER("%s\"sha256//%s\"}"), pins, read_spki("server"));
+	run(&o, "good_implicit", implicit, conf);
+	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(pin_mismatch_sends_nothing)
+{
+	struct outcome o;
+	char conf[1024];
+	snprintf(conf, sizeof(conf), SERVER("pin = {\"sha256//%s\"}"), read_spki("other"));
+	run(&o, "good_implicit", implicit, conf);
+	ck_assert_int_eq(o.err, MA_TLS);
+	ck_assert_ptr_nonnull(strstr(o.res.detail, "pin"));
+	ck_assert_uint_eq(o.fr.tls_len, 0);       /* not even the LOGOUT */
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(tls_min_version)
+{
+	static const char *const tls12[] = { "--tls", "implicit", "--password", "secret",
+	                                     "--tls-max", "1.2", NULL };
+	struct outcome o;
+	run(&o, "good_implicit", tls12, SERVER(""));
+	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
+	ck_assert_str_eq(o.res.tls_version, "TLSv1.2");
+	fake_result_free(&o.fr);
+	run(&o, "good_implicit", tls12,
+	    "tls_min_version = \"1.3\"\n" SERVER(""));
+	ck_assert_int_eq(o.err, MA_TLS);
+	ck_assert_uint_eq(o.fr.tls_len, 0);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(sni_for_names_only)
+{
+	struct outcome o;
+	run(&o, "good_implicit", implicit,
+	    "timeout = 3\nca_file = \"@CERTS@/ca.pem\"\n"
+	    "server s { host = \"localhost\" port = @PORT@ }\n");
+	/* "localhost" may resolve to ::1 first, where nothing listens: the next
+	 * address (127.0.0.1) is tried within the same deadline. */
+	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
+	ck_assert_ptr_nonnull(strstr(o.fr.transcript, "sni=localhost"));
+	fake_result_free(&o.fr);
+	run(&o, "good_implicit", implicit, SERVER(""));
+	ck_assert_int_eq(o.err, MA_OK);
+	ck_assert_ptr_nonnull(strstr(o.fr.transcript, "sni=None"));   /* never an IP literal */
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(verify_name_is_checked)
+{
+	struct outcome o;
+	run(&o, "good_implicit", implicit, SERVER("verify_name = \"localhost\""));
+	ck_assert_int_eq(o.err, MA_OK);
+	fake_result_free(&o.fr);
+	run(&o, "good_implicit", implicit, SERVER("verify_name = \"mail.example.org\""));
+	ck_assert_int_eq(o.err, MA_TLS);
+	ck_assert_uint_eq(o.fr.tls_len, 0);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+static unsigned closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+START_TEST(next_server_while_unavailable)
+{
+	struct outcome o;
+	char conf[1024];
+	snprintf(conf, sizeof(conf),
+	         "timeout = 5\nca_file = \"@CERTS@/ca.pem\"\n"
+	         "server down { host = \"127.0.0.1\" port = %u }\n"
+	         "server up { host = \"127.0.0.1\" port = @PORT@ }\n", closed_port());
+	run(&o, "good_implicit", implicit, conf);
+	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
+	ck_assert_str_eq(o.res.server, "up");
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(no_next_server_after_rejection)
+{
+	/* The second server is a listener that must never see a connection. */
+	int trap = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	ck_assert_int_eq(bind(trap, (struct sockaddr *)&a, sizeof(a)), 0);
+	listen(trap, 4);
+	getsockname(trap, (struct sockaddr *)&a, &len);
+	char conf[1024];
+	snprintf(conf, sizeof(conf),
+	         "timeout = 5\nca_file = \"@CERTS@/ca.pem\"\n"
+	         "server first { host = \"127.0.0.1\" port = @PORT@ }\n"
+	         "server second { host = \"127.0.0.1\" port = %u }\n", ntohs(a.sin_port));
+	struct outcome o;
+	run(&o, "authfail", implicit, conf);
+	ck_assert_int_eq(o.err, MA_AUTH_FAILED);
+	ck_assert_str_eq(o.res.server, "first");
+	ck_assert_int_lt(accept(trap, NULL, NULL), 0);
+	ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+	close(trap);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(one_deadline_for_all_servers)
+{
+	/* A silent first server eats the whole timeout: the second one gets no
+	 * fresh budget, and the call ends at the deadline, not twice it. */
+	char conf[1024];
+	snprintf(conf, sizeof(conf),
+	         "timeout = 2\nca_file = \"@CERTS@/ca.pem\"\n"
+	         "server silent { host = \"127.0.0.1\" port = @PORT@ }\n"
+	         "server other { host = \"127.0.0.1\" port = %u }\n", closed_port());
+	struct outcome o;
+	run(&o, "silent", implicit, conf);
+	ck_assert_int_eq(o.err, MA_TIMEOUT);
+	ck_assert_int_ge(o.ms, 1900);
+	ck_assert_int_le(o.ms, 2600);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+/* ---- every descriptor the library opens is close-on-exec ---- */
+
+struct bg {
+	struct ma_config *cfg;
+	enum ma_err err;
+};
+
+static void *bg_auth(void *arg)
+{
+	struct bg *b = arg;
+	b->err = ma_authenticate(b->cfg, "alice", "secret", NULL, NULL);
+	return NULL;
+}
+
+static int count_fds(int *without_cloexec)
+{
+	int n = 0;
+	*without_cloexec = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = atoi(e->d_name);
+		if (fd == dirfd(d))
+			continue;
+		n++;
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC) && fd > 2)
+			(*without_cloexec)++;
+	}
+	closedir(d);
+	return n;
+}
+
+START_TEST(descriptors_are_cloexec)
+{
+	struct fake_server fs;
+	struct fake_result fr;
+	char text[512], err[256];
+	int base_open_without;
+	int before = count_fds(&base_open_without);
+
+	/* "localhost" goes through the resolver thread and its pipe too. */
+	ck_assert_int_eq(fake_start(&fs, "silent", implicit), 0);
+	int n = snprintf(text, sizeof(text), "timeout = 2\nca_file = \"%s/ca.pem\"\n"
+	                 "server s { host = \"localhost\" port = %u }\n",
+	                 getenv("MA_TEST_CERTS"), fs.port);
+	struct bg b = { 0 };
+	ck_assert_int_eq(ma_config_parse(text, (size_t)n, "t.conf", &b.cfg, err, sizeof(err)), MA_OK);
+	before = count_fds(&base_open_without);
+	pthread_t t;
+	pthread_create(&t, NULL, bg_auth, &b);
+	int most = 0, leaky = 0;
+	for (int i = 0; i < 150; i++) {       /* sample during the 2 s wait */
+		int without;
+		int now = count_fds(&without);
+		if (now > most)
+			most = now;
+		if (without > base_open_without)
+			leaky = without - base_open_without;
+		usleep(10000);
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_eq(b.err, MA_TIMEOUT);
+	ck_assert_int_gt(most, before);        /* we did see its socket */
+	ck_assert_int_eq(leaky, 0);
+	int after_without;
+	ck_assert_int_eq(count_fds(&after_without), before);   /* and it was closed */
+	ma_config_free(&b.cfg);
+	fake_finish(&fs, &fr, 5000);
+	fake_result_free(&fr);
+}
+END_TEST
+
+static Suite *transport_suite(void)
+{
+	Suite *s = suite_create("transport");
+	TCase *tc = tcase_create("rules");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, pin_matches);
+	tcase_add_test(tc, pin_mismatch_sends_nothing);
+	tcase_add_test(tc, tls_min_version);
+	tcase_add_test(tc, sni_for_names_only);
+	tcase_add_test(tc, verify_name_is_checked);
+	tcase_add_test(tc, next_server_while_unavailable);
+	tcase_add_test(tc, no_next_server_after_rejection);
+	tcase_add_test(tc, one_deadline_for_all_servers);
+	tcase_add_test(tc, descriptors_are_cloexec);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	if (fake_certs_setup() == NULL)
+		return EXIT_FAILURE;
+	return ma_unit_run(transport_suite());
+}
