@@ -24,9 +24,21 @@
 #include "session.h"
 #include "stream.h"
 
-/* What OpenSSH's sshd hands PAM for a user that does not exist, so that
- * timing does not reveal it (auth-pam.c); never worth a connection. */
-static const char openssh_placeholder[] = "\b\n\r\177INCORRECT";
+/* What OpenSSH's sshd hands PAM instead of the typed password for a user
+ * that does not exist (or root without PermitRootLogin), so that timing
+ * does not reveal it: auth-pam.c fake_password() repeats this junk to the
+ * length of the typed password.  Never worth a connection. */
+static const char openssh_junk[] = "\b\n\r\177INCORRECT";
+
+static bool is_openssh_placeholder(const char *password)
+{
+	size_t n = sizeof(openssh_junk) - 1;
+	size_t i = 0;
+	for (; password[i] != '\0'; i++)
+		if (password[i] != openssh_junk[i % n])
+			return false;
+	return i > 0;
+}
 
 /* Longest password sent to a server; PAM_MAX_RESP_SIZE is 512. */
 #define MA_PASSWORD_MAX 1024
@@ -71,7 +83,7 @@ static enum ma_err check_input(const char *user, const char *password, char *why
 		snprintf(why, whylen, "password longer than %d bytes", MA_PASSWORD_MAX);
 		return MA_BAD_INPUT;
 	}
-	if (strcmp(password, openssh_placeholder) == 0) {
+	if (is_openssh_placeholder(password)) {
 		snprintf(why, whylen, "OpenSSH placeholder password (invalid user)");
 		return MA_BAD_INPUT;
 	}
@@ -234,7 +246,7 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 		rc = one_server(&s);
 		tried = true;
 		set_text(res->server, sizeof(res->server), srv->name);
-		set_text(res->detail, sizeof(res->detail), s.why);
+		set_text(res->detail, sizeof(res->detail), rc == MA_OK ? "" : s.why);
 		set_text(res->mechanism, sizeof(res->mechanism),
 		         s.mechanism_set ? ma_mech_name(s.mechanism) : "none");
 		set_text(res->tls_version, sizeof(res->tls_version),

@@ -31,8 +31,9 @@ struct ma_sasl_creds {
  * (ma_freezero).  An empty response is a valid, non-NULL buffer of length 0.
  * Step returns MA_OK, MA_PROTOCOL (malformed challenge: the exchange is
  * cancelled), MA_AUTH_FAILED (the server reported an authentication error
- * inside the mechanism, e.g. SCRAM e=), MA_NOMEM or MA_INTERNAL (a crypto
- * primitive failed).  start() may return MA_NO_MECH when the mechanism
+ * inside the mechanism, e.g. SCRAM e=), MA_TLS (SCRAM: the server reports a
+ * channel binding mismatch; the session is abandoned, no fallback), MA_NOMEM
+ * or MA_INTERNAL (a crypto primitive failed).  start() may return MA_NO_MECH when the mechanism
  * cannot carry these credentials (SCRAM and non-ASCII input): the policy
  * then moves on.  CREDS must stay valid until free().
  * finish() is asked when the server reports success: MA_OK only when the

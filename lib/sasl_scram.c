@@ -412,7 +412,14 @@ static enum ma_err server_final(struct scram_state *st, const unsigned char *in,
 	 *   server-error = "e=" server-error-value
 	 *   verifier     = "v=" base64  ;; base-64 encoded ServerSignature. */
 	if (inlen >= 2 && in[0] == 'e' && in[1] == '=') {
-		rc = MA_AUTH_FAILED;
+		/* "channel-bindings-dont-match": the server saw another TLS session
+		 * than ours, i.e. someone in between.  That is not a verdict on the
+		 * password: MA_TLS ends the session, so no PLAIN fallback ever hands
+		 * the password to that channel. */
+		static const char mitm[] = "e=channel-bindings-dont-match";
+		size_t m = sizeof(mitm) - 1;
+		rc = inlen >= m && memcmp(in, mitm, m) == 0 && (inlen == m || in[m] == ',')
+			? MA_TLS : MA_AUTH_FAILED;
 		goto out;
 	}
 	if (!take_attr(&cur, 'v', &v, &vlen) || !extensions_ok(&cur) ||

@@ -17,11 +17,15 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -36,9 +40,10 @@
 struct ma_tls {
 	SSL_CTX *ctx;
 	SSL *ssl;
-	BIO_METHOD *method;
 	int fd;
 	bool handshake_done;
+	bool verified;        /* chain, name and pins all passed */
+	char session_key[320];
 	bool broken;          /* a fatal error happened: no close_notify */
 };
 
@@ -185,41 +190,276 @@ out:
 	return rc;
 }
 
-static enum ma_err setup(struct ma_tls *t, const struct ma_tls_params *p,
-                         char *why, size_t whylen)
+/* ---- contexts and sessions, shared by the logins of one process ----
+ *
+ * Loading the trust store costs more CPU than the rest of a login, and a
+ * resumed TLS session saves the server a full handshake.  Long-lived hosts
+ * (web applications, portals) therefore share, under one mutex:
+ *  - an SSL_CTX per (ca_file, ca_path, minimum version), rebuilt when a CA
+ *    file or directory changes (device, inode, size, mtime) or after
+ *    CTX_TTL seconds, at most CTX_CACHE of them;
+ *  - per context, the last TLS session of each (verify_name, pins): it is
+ *    used once and then replaced by the ticket of the new connection
+ *    (RFC 8446 C.4), and it is never offered to another server name or under
+ *    other CA settings, because both are part of its key.
+ * A resumed session carries the peer certificate and the verification
+ * result of the full handshake that created it, under the same key; pins
+ * are checked again on the stored certificate.
+ */
+#define CTX_CACHE 8
+#define CTX_TTL 300
+#define SESSIONS_PER_CTX 16
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct cached_session {
+	char key[320];
+	SSL_SESSION *sess;
+};
+
+struct ctx_entry {
+	SSL_CTX *ctx;                 /* one reference held by the cache */
+	char key[2 * PATH_MAX + 16];
+	struct file_id ids[2];        /* CA file and directory (or the defaults) */
+	time_t created;
+	struct cached_session sessions[SESSIONS_PER_CTX];
+	unsigned next_session;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ctx_entry ctx_cache[CTX_CACHE];
+static unsigned ctx_next;
+
+static void file_identity(const char *path, struct file_id *id)
 {
-	t->ctx = SSL_CTX_new(TLS_client_method());
-	if (t->ctx == NULL)
-		return MA_NOMEM;
-	SSL_CTX_set_min_proto_version(t->ctx, p->min_version >= TLS1_3_VERSION
-	                                      ? TLS1_3_VERSION : TLS1_2_VERSION);
+	struct stat st;
+	memset(id, 0, sizeof(*id));
+	if (path != NULL && stat(path, &st) == 0) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->mtime = st.st_mtim;
+	}
+}
+
+static void ca_identity(const struct ma_tls_params *p, struct file_id ids[2])
+{
+	bool system = p->ca_file == NULL && p->ca_path == NULL;
+	const char *file = system ? (getenv("SSL_CERT_FILE") ? getenv("SSL_CERT_FILE")
+	                                                      : X509_get_default_cert_file())
+	                          : p->ca_file;
+	const char *dir = system ? (getenv("SSL_CERT_DIR") ? getenv("SSL_CERT_DIR")
+	                                                    : X509_get_default_cert_dir())
+	                         : p->ca_path;
+	file_identity(file, &ids[0]);
+	file_identity(dir, &ids[1]);
+}
+
+static void entry_clear(struct ctx_entry *e)
+{
+	for (size_t i = 0; i < SESSIONS_PER_CTX; i++) {
+		SSL_SESSION_free(e->sessions[i].sess);
+		e->sessions[i].sess = NULL;
+	}
+	SSL_CTX_free(e->ctx);
+	memset(e, 0, sizeof(*e));
+}
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
+
+static SSL_CTX *ctx_create(const struct ma_tls_params *p, char *why, size_t whylen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, p->min_version >= TLS1_3_VERSION
+	                                   ? TLS1_3_VERSION : TLS1_2_VERSION);
 	/* Level 2: no RSA/DH under 2048 bits, no SHA-1 signatures (SPEC 2). */
-	if (SSL_CTX_get_security_level(t->ctx) < 2)
-		SSL_CTX_set_security_level(t->ctx, 2);
-	SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_get_security_level(ctx) < 2)
+		SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
 	int ok = (p->ca_file != NULL || p->ca_path != NULL)
-		? SSL_CTX_load_verify_locations(t->ctx, p->ca_file, p->ca_path)
-		: SSL_CTX_set_default_verify_paths(t->ctx);
+		? SSL_CTX_load_verify_locations(ctx, p->ca_file, p->ca_path)
+		: SSL_CTX_set_default_verify_paths(ctx);
 	if (!ok) {
 		snprintf(why, whylen, "cannot load CA certificates from %s",
 		         p->ca_file != NULL ? p->ca_file : p->ca_path != NULL ? p->ca_path : "the system store");
-		return MA_TLS;
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
 	}
+	return ctx;
+}
+
+/* A referenced SSL_CTX for P (the caller frees it), or NULL with WHY. */
+static SSL_CTX *ctx_get(const struct ma_tls_params *p, char *why, size_t whylen)
+{
+	char key[sizeof(ctx_cache[0].key)];
+	struct file_id ids[2];
+	SSL_CTX *ctx = NULL;
+	time_t now = time(NULL);
+
+	snprintf(key, sizeof(key), "%s|%s|%d", p->ca_file ? p->ca_file : "",
+	         p->ca_path ? p->ca_path : "", p->min_version);
+	ca_identity(p, ids);
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CTX_CACHE; i++) {
+		struct ctx_entry *e = &ctx_cache[i];
+		if (e->ctx == NULL || strcmp(e->key, key) != 0)
+			continue;
+		if (memcmp(e->ids, ids, sizeof(ids)) != 0 || now - e->created > CTX_TTL ||
+		    now < e->created) {
+			entry_clear(e);          /* the CA changed, or too old */
+			continue;
+		}
+		SSL_CTX_up_ref(e->ctx);
+		ctx = e->ctx;
+		break;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (ctx != NULL)
+		return ctx;
+
+	ctx = ctx_create(p, why, whylen);     /* slow: outside the lock */
+	if (ctx == NULL)
+		return NULL;
+	pthread_mutex_lock(&cache_lock);
+	struct ctx_entry *e = &ctx_cache[ctx_next++ % CTX_CACHE];
+	entry_clear(e);
+	e->ctx = ctx;
+	SSL_CTX_up_ref(ctx);
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	memcpy(e->ids, ids, sizeof(ids));
+	e->created = now;
+	pthread_mutex_unlock(&cache_lock);
+	return ctx;
+}
+
+/* verify_name plus a digest of the pins: a session is only ever offered
+ * to the same name under the same pins (and, by its context, CA). */
+static void session_key(const struct ma_tls_params *p, char *key, size_t len)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	size_t o = (size_t)snprintf(key, len, "%s|", p->verify_name);
+	if (p->n_pins == 0 || o >= len)
+		return;
+	if (!EVP_Digest(p->pins, p->n_pins * 32, d, &dlen, EVP_sha256(), NULL))
+		dlen = 0;
+	for (unsigned i = 0; i < dlen && o + 3 <= len; i++, o += 2)
+		snprintf(key + o, len - o, "%02x", d[i]);
+}
+
+/* Take (remove) the cached session for T's key: used at most once. */
+static SSL_SESSION *session_take(SSL_CTX *ctx, const char *key)
+{
+	SSL_SESSION *sess = NULL;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CTX_CACHE && sess == NULL; i++) {
+		struct ctx_entry *e = &ctx_cache[i];
+		if (e->ctx != ctx)
+			continue;
+		for (size_t k = 0; k < SESSIONS_PER_CTX; k++) {
+			if (e->sessions[k].sess != NULL && strcmp(e->sessions[k].key, key) == 0) {
+				sess = e->sessions[k].sess;
+				e->sessions[k].sess = NULL;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return sess;
+}
+
+/* Keep SESS (one reference, taken over) under T's key; 1 when kept. */
+static int session_store(struct ma_tls *t, SSL_SESSION *sess)
+{
+	SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
+	int kept = 0;
+
+	if (!t->verified || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CTX_CACHE && !kept; i++) {
+		struct ctx_entry *e = &ctx_cache[i];
+		if (e->ctx != ctx)
+			continue;
+		struct cached_session *slot = NULL;
+		for (size_t k = 0; k < SESSIONS_PER_CTX && slot == NULL; k++)
+			if (e->sessions[k].sess != NULL && strcmp(e->sessions[k].key, t->session_key) == 0)
+				slot = &e->sessions[k];
+		for (size_t k = 0; k < SESSIONS_PER_CTX && slot == NULL; k++)
+			if (e->sessions[k].sess == NULL)
+				slot = &e->sessions[k];
+		if (slot == NULL)
+			slot = &e->sessions[e->next_session++ % SESSIONS_PER_CTX];
+		SSL_SESSION_free(slot->sess);
+		slot->sess = sess;
+		snprintf(slot->key, sizeof(slot->key), "%s", t->session_key);
+		kept = 1;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return kept;
+}
+
+/* OpenSSL hands us each new session: TLS 1.3 tickets arrive after the
+ * handshake (and after our checks); a TLS 1.2 session is announced during
+ * the handshake, before the pins are checked, so it is refused here and
+ * stored by ma_tls_connect() once everything passed. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct ma_tls *t = SSL_get_app_data(ssl);
+	return t != NULL ? session_store(t, sess) : 0;
+}
+
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *socket_method;   /* immutable once made; lives as long as the process */
+
+static void method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ma_socket");
+	if (m == NULL)
+		return;
+	BIO_meth_set_write(m, bio_write);
+	BIO_meth_set_read(m, bio_read);
+	BIO_meth_set_ctrl(m, bio_ctrl);
+	BIO_meth_set_create(m, bio_create);
+	socket_method = m;
+}
+
+static enum ma_err setup(struct ma_tls *t, const struct ma_tls_params *p,
+                         char *why, size_t whylen)
+{
+	t->ctx = ctx_get(p, why, whylen);
+	if (t->ctx == NULL)
+		return why[0] != '\0' ? MA_TLS : MA_NOMEM;
+	pthread_once(&method_once, method_init);
+	if (socket_method == NULL)
+		return MA_NOMEM;
+	session_key(p, t->session_key, sizeof(t->session_key));
 
 	t->ssl = SSL_new(t->ctx);
-	t->method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ma_socket");
-	if (t->ssl == NULL || t->method == NULL)
+	if (t->ssl == NULL)
 		return MA_NOMEM;
-	BIO_meth_set_write(t->method, bio_write);
-	BIO_meth_set_read(t->method, bio_read);
-	BIO_meth_set_ctrl(t->method, bio_ctrl);
-	BIO_meth_set_create(t->method, bio_create);
-	BIO *bio = BIO_new(t->method);
+	SSL_set_app_data(t->ssl, t);
+	BIO *bio = BIO_new(socket_method);
 	if (bio == NULL)
 		return MA_NOMEM;
 	BIO_set_data(bio, &t->fd);
 	SSL_set_bio(t->ssl, bio, bio);
+	SSL_SESSION *sess = session_take(t->ctx, t->session_key);
+	if (sess != NULL) {
+		SSL_set_session(t->ssl, sess);
+		SSL_SESSION_free(sess);
+	}
 
 	/* RFC 6125: check the reference identity during the handshake.  An IP
 	 * literal is matched against IP SANs and is never sent as SNI
@@ -275,6 +515,12 @@ enum ma_err ma_tls_connect(int fd, const struct ma_tls_params *p,
 	rc = check_pins(t, p, why, whylen);
 	if (rc != MA_OK)
 		goto out;
+	t->verified = true;
+	if (SSL_version(t->ssl) < TLS1_3_VERSION) {
+		SSL_SESSION *sess = SSL_get1_session(t->ssl);
+		if (sess != NULL && !session_store(t, sess))
+			SSL_SESSION_free(sess);
+	}
 	*out = t;
 	t = NULL;
 out:
@@ -396,7 +642,6 @@ void ma_tls_free(struct ma_tls **tp)
 		SSL_free(t->ssl);
 	}
 	SSL_CTX_free(t->ctx);
-	BIO_meth_free(t->method);
 	ERR_clear_error();
 	free(t);
 	*tp = NULL;

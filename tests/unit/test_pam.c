@@ -182,6 +182,9 @@ START_TEST(refused_without_connecting)
 	write_service("auth required %M config=%C/trap.conf\n");
 	ck_assert_int_eq(auth("alice", ""), PAM_AUTH_ERR);
 	ck_assert_int_eq(auth("alice", "\b\n\r\177INCORRECT"), PAM_AUTH_ERR);
+	/* sshd repeats or cuts the junk to the length of the typed password. */
+	ck_assert_int_eq(auth("alice", "\b\n\r\177INC"), PAM_AUTH_ERR);
+	ck_assert_int_eq(auth("alice", "\b\n\r\177INCORRECT\b\n\r\177INCORRECT\b\n"), PAM_AUTH_ERR);
 	/* root (uid 0 < minimum_uid 1000): refused before the prompt. */
 	ck_assert_int_eq(auth("root", "whatever-secret"), PAM_USER_UNKNOWN);
 	ck_assert_int_eq(prompts, 0);
