@@ -87,7 +87,8 @@ fuzz-run: fuzz
 
 fuzz-corpus: fuzz
 	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_BIN)/$$t -runs=0 $(FUZZ_DIR)/corpus/$$t >$(FUZZ_BIN)/$$t.corpus.log 2>&1 \
+	  $(FUZZ_BIN)/$$t -runs=0 -artifact_prefix=$(FUZZ_BIN)/$$t- $(FUZZ_DIR)/corpus/$$t \
+	    >$(FUZZ_BIN)/$$t.corpus.log 2>&1 \
 	    || { echo "$$t: FAILED on its corpus"; tail -n 40 $(FUZZ_BIN)/$$t.corpus.log; exit 1; }; \
 	  echo "$$t: corpus ok"; \
 	done

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "net.h"
 #include "secret.h"
 
@@ -73,7 +74,12 @@ enum ma_err ma_stream_start_tls(struct ma_stream *s, const struct ma_tls_params 
 		return MA_PROTOCOL;
 	}
 	s->start = s->end = 0;
-	return ma_tls_connect(s->fd, p, s->dl, &s->tls, why, whylen);
+	enum ma_err rc = ma_tls_connect(s->fd, p, s->dl, &s->tls, why, whylen);
+	if (rc == MA_OK)
+		ma_debug(s->log, "TLS established: %s %s, certificate verified for %s%s",
+		         ma_tls_version(s->tls), ma_tls_cipher(s->tls), p->verify_name,
+		         ma_tls_resumed(s->tls) ? ", session resumed" : "");
+	return rc;
 }
 
 static enum ma_err fill(struct ma_stream *s)

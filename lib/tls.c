@@ -564,6 +564,11 @@ enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,
 	return MA_OK;
 }
 
+bool ma_tls_resumed(const struct ma_tls *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
+}
+
 const char *ma_tls_version(const struct ma_tls *t)
 {
 	return SSL_get_version(t->ssl);

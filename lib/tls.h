@@ -42,6 +42,9 @@ ssize_t ma_tls_read(struct ma_tls *t, void *buf, size_t len,
 enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,
                          const struct ma_deadline *dl);
 
+/* True when the handshake resumed an earlier session (abbreviated). */
+bool ma_tls_resumed(const struct ma_tls *t);
+
 /* "TLSv1.3" etc.; the negotiated cipher suite name. */
 const char *ma_tls_version(const struct ma_tls *t);
 const char *ma_tls_cipher(const struct ma_tls *t);

@@ -180,8 +180,9 @@ done
 ctrl=$work/control
 mkdir -p "$ctrl"
 dpkg-deb -e "$deb" "$ctrl"
-if grep -q 'pam-auth-update --package' "$ctrl/postinst" 2>/dev/null &&
-	! grep -q 'pam-auth-update.*--enable' "$ctrl/postinst"; then
+scripts_code() { grep -v '^[[:space:]]*#' "$1" 2>/dev/null; }
+if scripts_code "$ctrl/postinst" | grep -q 'pam-auth-update --package' &&
+	! scripts_code "$ctrl/postinst" | grep -q 'pam-auth-update.*--enable'; then
 	ok "postinst: pam-auth-update --package, never --enable"
 else
 	not_ok "postinst: pam-auth-update --package, never --enable" "$(cat "$ctrl/postinst" 2>&1)"

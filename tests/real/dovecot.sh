@@ -198,7 +198,14 @@ userdb {
 }
 mail_location = maildir:~/Maildir
 
+# Dovecot's "high-performance" login mode with one process: a process
+# per connection (the default) makes fresh TLS ticket keys each time, so no
+# client could ever resume; one long-lived login process lets the suite
+# test the module's session resumption.
 service imap-login {
+  service_count = 0
+  process_min_avail = 1
+  process_limit = 1
   inet_listener imap {
     port = $base
   }
@@ -208,6 +215,9 @@ service imap-login {
   }
 }
 service submission-login {
+  service_count = 0
+  process_min_avail = 1
+  process_limit = 1
   inet_listener submission {
     port = $((base + 2))
   }

@@ -55,6 +55,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 	exit 1
 fi
 
+# Two runs of this test at once (two work trees, two engineers) would share the
+# accounts and the backups of the account files: one at a time on this machine.
+lockdir=/run/lock
+[ -d "$lockdir" ] && [ -w "$lockdir" ] || lockdir=/tmp
+exec 9>>"$lockdir/mailauth-test-sshd.lock"
+if ! flock -w 150 9; then
+	not_ok "another tests/real/test_sshd.sh is running on this machine (waited 150 s)"
+	ma_done
+	exit 1
+fi
+
 ma_need_dovecot
 dlog=$MA_TEST_DOVECOT_LOG
 rm -rf "$work"
@@ -68,12 +79,6 @@ slog=$work/sshd.log
 sshd_pid=""
 created_run_sshd=0
 etc_files="passwd group shadow gshadow subuid subgid"
-mkdir -p "$work/etc-before"
-for f in $etc_files; do
-	for g in "/etc/$f" "/etc/$f-"; do
-		[ -e "$g" ] && cp -p "$g" "$work/etc-before/"
-	done
-done
 run_id="$$-$(date +%s%N)"
 
 # Directories pam_wrapper made for our sshd processes (/tmp/pam.X): they hold a copy of
@@ -148,6 +153,16 @@ cleanup() {
 	fi
 	remove_pwrap_dirs
 }
+
+# Accounts left by an interrupted earlier run go first; then the account files as they
+# are now, to compare and restore at the end.
+remove_users
+mkdir -p "$work/etc-before"
+for f in $etc_files; do
+	for g in "/etc/$f" "/etc/$f-"; do
+		[ -e "$g" ] && cp -p "$g" "$work/etc-before/"
+	done
+done
 
 on_exit() {
 	cleanup
@@ -299,7 +314,7 @@ else
 	env LD_PRELOAD="$pre" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" \
 		PAM_WRAPPER_DEBUGLEVEL=2 PAM_WRAPPER_DISABLE_DEEPBIND=$deepbind \
 		ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
-		"$SSHD" -D -e -f "$sconf" </dev/null >>"$slog" 2>&1 &
+		"$SSHD" -D -e -f "$sconf" </dev/null >>"$slog" 2>&1 9>&- &
 	sshd_pid=$!
 	if ma_wait_port 127.0.0.1 "$port" 100 && kill -0 "$sshd_pid" 2>/dev/null; then
 		ok "sshd (pid $sshd_pid) listens on 127.0.0.1:$port with the module in its PAM stack"
@@ -328,7 +343,7 @@ ssh_login() {
 		-o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
 		-o PreferredAuthentications="$method" -o NumberOfPasswordPrompts=1 \
 		-o ConnectTimeout=10 -p "$port" -l "$user" 127.0.0.1 \
-		'echo "logged-in-as-$(id -un)"' 2>&1 </dev/null)
+		'echo "logged-in-as-$(id -un)"' 2>&1 </dev/null 9>&-)
 	SSH_RC=$?
 }
 

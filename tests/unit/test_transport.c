@@ -315,6 +315,95 @@ START_TEST(descriptors_are_cloexec)
 }
 END_TEST
 
+/* ---- TLS contexts and sessions shared by the logins of one process ---- */
+
+struct capture {
+	char text[32768];
+	size_t len;
+};
+
+static void capture_emit(void *arg, int priority, const char *line)
+{
+	struct capture *c = arg;
+	(void)priority;
+	int n = snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n", line);
+	if (n > 0 && (size_t)n < sizeof(c->text) - c->len)
+		c->len += (size_t)n;
+}
+
+/* Log in as alice against the suite's Dovecot with TEMPLATE (@PORT@ is the
+ * IMAPS port, @CERTS@ the certificates); returns the result and whether
+ * the TLS session was resumed. */
+static enum ma_err dovecot_login(const char *tmpl, bool *resumed)
+{
+	const char *port = getenv("MA_TEST_IMAPS_PORT");
+	ck_assert_msg(port != NULL, "MA_TEST_IMAPS_PORT is not set: run through tests/run-tests.sh");
+	char text[2048], err[256];
+	expand(text, sizeof(text), tmpl, (unsigned)atoi(port));
+	struct ma_config *cfg = NULL;
+	ck_assert_msg(ma_config_parse(text, strlen(text), "t.conf", &cfg, err, sizeof(err)) == MA_OK,
+	              "%s", err);
+	struct capture cap = { .len = 0 };
+	struct ma_log log = { .emit = capture_emit, .arg = &cap, .debug = true };
+	enum ma_err rc = ma_authenticate(cfg, "alice", "alice-secret", &log, NULL);
+	ma_config_free(&cfg);
+	ck_assert(rc != MA_OK || strstr(cap.text, "TLS established") != NULL);
+	*resumed = strstr(cap.text, "session resumed") != NULL;
+	return rc;
+}
+
+#define DOVECOT(extra) \
+	"timeout = 5\nca_file = \"@CERTS@/ca.pem\"\n" \
+	"server d { host = \"127.0.0.1\" port = @PORT@ " extra " }\n"
+
+START_TEST(sessions_resume_for_the_same_name_only)
+{
+	bool resumed;
+	ck_assert_int_eq(dovecot_login(DOVECOT("verify_name = \"localhost\""), &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login(DOVECOT("verify_name = \"localhost\""), &resumed), MA_OK);
+	ck_assert_msg(resumed, "the second login did not resume the session");
+	/* Another server name: a full handshake, never the other name's session. */
+	ck_assert_int_eq(dovecot_login(DOVECOT(""), &resumed), MA_OK);
+	ck_assert(!resumed);
+	/* A wrong name still fails, even right after a session for the host. */
+	ck_assert_int_eq(dovecot_login(DOVECOT(""), &resumed), MA_OK);
+	ck_assert(resumed);
+	ck_assert_int_eq(dovecot_login(DOVECOT("verify_name = \"mail.example.org\""), &resumed),
+	                 MA_TLS);
+}
+END_TEST
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.new' && mv '%s.new' '%s'", from, to, to, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(changed_ca_file_is_read_again)
+{
+	char dir[] = "/tmp/ma-ca-XXXXXX", ca[PATH_MAX], src[PATH_MAX], tmpl[PATH_MAX + 256];
+	bool resumed;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(src, sizeof(src), "%s/ca.pem", getenv("MA_TEST_CERTS"));
+	copy_file(src, ca);
+	snprintf(tmpl, sizeof(tmpl), "timeout = 5\nca_file = \"%s\"\n"
+	         "server d { host = \"127.0.0.1\" port = @PORT@ }\n", ca);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_OK);
+	/* The administrator replaces the CA: the cached context (and the
+	 * sessions made under it) must not be used any more. */
+	snprintf(src, sizeof(src), "%s/ca2.pem", getenv("MA_TEST_CERTS"));
+	copy_file(src, ca);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_TLS);
+	ck_assert(!resumed);
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
 	Suite *s = suite_create("transport");
@@ -329,6 +418,8 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, no_next_server_after_rejection);
 	tcase_add_test(tc, one_deadline_for_all_servers);
 	tcase_add_test(tc, descriptors_are_cloexec);
+	tcase_add_test(tc, sessions_resume_for_the_same_name_only);
+	tcase_add_test(tc, changed_ca_file_is_read_again);
 	suite_add_tcase(s, tc);
 	return s;
 }
