@@ -13,6 +13,8 @@ MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC)
 PAMDIR    ?= /lib/$(MULTIARCH)/security
 BINDIR    ?= $(PREFIX)/bin
 MANDIR    ?= $(PREFIX)/share/man
+# README and conf/ examples; debian/rules sets /usr/share/doc/libpam-mailauth.
+DOCDIR    ?= $(PREFIX)/share/doc/pam_mailauth
 SYSCONFDIR ?= /etc
 PKG_CONFIG ?= pkg-config
 
@@ -96,12 +98,23 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 conf/*.conf conf/pam.d-* $(DESTDIR)$(DOCDIR)/examples/
 
+DEB_OUT ?= build/deb
+# libpam-mailauth in $(DEB_OUT), built from a clean copy of the tree.
+deb:
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	git ls-files -z --cached --others --exclude-standard | \
+	  tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_OUT)/src
+	cd $(DEB_OUT)/src && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_OUT)/src
+	lintian $(DEB_OUT)/*.deb
+	@ls -1 $(DEB_OUT)/*.deb
+
 clean:
 	rm -f lib/*.o lib/libmailauth.a pam_mailauth.o pam_mailauth.so mailauth \
 	  $(UNIT_BIN) $(TEST_HELPERS)
 	rm -rf tests/tmp
 
-.PHONY: all check demo asan install clean test-programs
+.PHONY: all check demo asan install clean test-programs deb
 
 # Targets kept next to what they build.
 -include fuzz/fuzz.mk

@@ -8,7 +8,8 @@
  *   byte 0  what runs: 0 ma_config_parse(body); 1 PLAIN, 2 LOGIN,
  *           3 CRAM-MD5, 4 SCRAM-SHA-256 (RFC 7677 client nonce) through
  *           ma_sasl_exchange; 5 the whole policy ma_sasl_authenticate
- *   byte 1  the allocation that fails (1-based; 0: none)
+ *   byte 1  the allocation that fails (1-based); 0: a clean run, then
+ *           each allocation of it failing in turn
  *   byte 2  bit 0: every allocation after it fails too; bit 1: OpenSSL's
  *           allocations count as well (not with 5: a missing MD5 there
  *           legitimately moves on to the next mechanism); bit 2: the
@@ -118,42 +119,37 @@ static bool load_script(struct script *s, const uint8_t *p, size_t n)
 	return true;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	if (size < 4)
-		return 0;
-	unsigned mode = data[0] % 6;
-	struct fault_plan plan = {
-		.alloc_fail_at = data[1],
-		.alloc_fail_rest = data[2] & 1,
-		.openssl = (data[2] & 2) && mode != 5,
-	};
-	const uint8_t *body = data + 4;
-	size_t blen = size - 4;
+struct run {
+	bool skipped;               /* too expensive */
 	enum ma_err rc;
 	struct fault_stats st;
-	bool io_failed = false;
+	bool io_failed;
+};
+
+static struct run run_once(unsigned mode, const struct fault_plan *plan, const uint8_t *data,
+                           size_t size)
+{
+	struct run r = { .skipped = false, .rc = MA_INTERNAL };
+	const uint8_t *body = data + 4;
+	size_t blen = size - 4;
 
 	if (mode == 0) {
 		struct ma_config *cfg = NULL;
 		char err[256];
-		fault_arm(&plan);
-		rc = ma_config_parse((const char *)body, blen, "fuzz.conf", &cfg, err, sizeof(err));
-		st = fault_disarm();
-		CHECK((rc == MA_OK) == (cfg != NULL));
+		fault_arm(plan);
+		r.rc = ma_config_parse((const char *)body, blen, "fuzz.conf", &cfg, err, sizeof(err));
+		r.st = fault_disarm();
+		CHECK((r.rc == MA_OK) == (cfg != NULL));
 		ma_config_free(&cfg);
-	} else {
-		static const struct ma_mech_ops *const mechs[] = {
-			&ma_mech_plain, &ma_mech_login, &ma_mech_cram_md5,
-		};
-		struct script s;
-		memset(&s, 0, sizeof(s));
-		s.fail_at = data[3];
-		if (!load_script(&s, body, blen)) {
-			for (unsigned i = 0; i < s.n; i++)
-				free(s.r[i].b64);
-			return 0;
-		}
+		return r;
+	}
+	static const struct ma_mech_ops *const mechs[] = {
+		&ma_mech_plain, &ma_mech_login, &ma_mech_cram_md5,
+	};
+	struct script s;
+	memset(&s, 0, sizeof(s));
+	s.fail_at = data[3];
+	if (load_script(&s, body, blen)) {
 		struct ma_sasl_proto proto = {
 			.ctx = &s, .initial_response = (data[2] & 4) != 0,
 			.begin = s_begin, .reply = s_reply, .respond = s_respond,
@@ -164,23 +160,55 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		enum ma_sasl_reply last;
 		enum ma_mech used;
 
-		fault_arm(&plan);
+		fault_arm(plan);
 		if (mode == 5)
-			rc = ma_sasl_authenticate(&proto, (1u << MA_MECH_COUNT) - 1u,
-			                          (1u << MA_MECH_COUNT) - 1u, true, &creds, NULL, &used);
+			r.rc = ma_sasl_authenticate(&proto, (1u << MA_MECH_COUNT) - 1u,
+			                            (1u << MA_MECH_COUNT) - 1u, true, &creds, NULL, &used);
 		else
-			rc = ma_sasl_exchange(&proto, mode == 4 ? &fixed : mechs[mode - 1], &creds,
-			                      NULL, &last);
-		st = fault_disarm();
-		io_failed = s.failed;
-		for (unsigned i = 0; i < s.n; i++)
-			free(s.r[i].b64);
+			r.rc = ma_sasl_exchange(&proto, mode == 4 ? &fixed : mechs[mode - 1], &creds,
+			                        NULL, &last);
+		r.st = fault_disarm();
+		r.io_failed = s.failed;
+	} else {
+		r.skipped = true;
 	}
-	/* The point of this target: a failure that prevented the work is
-	 * never reported as success.  Every allocation of ours is needed for
-	 * the work; OpenSSL recovers from some of its own (error queue,
-	 * caches), so a failed OpenSSL allocation only has to be survived. */
-	if (st.alloc_failures > 0 || io_failed)
-		CHECK(rc != MA_OK);
+	for (unsigned i = 0; i < s.n; i++)
+		free(s.r[i].b64);
+	return r;
+}
+
+/* The point of this target: a failure that prevented the work is never
+ * reported as success.  Every allocation of ours is needed for the work;
+ * OpenSSL recovers from some of its own (error queue, caches), so a failed
+ * OpenSSL allocation only has to be survived. */
+static void check_run(const struct run *r)
+{
+	if (r->st.alloc_failures > 0 || r->io_failed)
+		CHECK(r->rc != MA_OK);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 4)
+		return 0;
+	unsigned mode = data[0] % 6;
+	struct fault_plan plan = {
+		.alloc_fail_at = data[1],
+		.alloc_fail_rest = data[2] & 1,
+		.openssl = (data[2] & 2) && mode != 5,
+	};
+	struct run r = run_once(mode, &plan, data, size);
+	check_run(&r);
+	if (r.skipped || data[1] != 0)
+		return 0;
+	/* Byte 1 == 0: every allocation of the clean run fails in turn
+	 * (systematic fault injection: a random index rarely hits the one
+	 * allocation whose failure is mishandled). */
+	unsigned n = r.st.allocs + r.st.ssl_allocs;
+	for (unsigned k = 1; k <= n && k <= 256; k++) {
+		plan.alloc_fail_at = k;
+		struct run f = run_once(mode, &plan, data, size);
+		check_run(&f);
+	}
 	return 0;
 }

@@ -218,21 +218,26 @@ def sasl_seeds():
 
 def alloc_seeds():
     # header: mode (0 config, 1 PLAIN, 2 LOGIN, 3 CRAM-MD5, 4 SCRAM-SHA-256, 5 policy),
-    # failing allocation, flags (1 fail the rest, 2 OpenSSL too, 4 IR), failing adapter call
+    # failing allocation (0: every one in turn), flags (1 fail the rest, 2 OpenSSL too,
+    # 4 IR), failing adapter call
     with open(os.path.join(ROOT, "fuzz_config", "full"), "rb") as f:
         full = f.read()
-    for n in (0, 1, 5, 9, 20):
-        write("fuzz_alloc", "config-%d" % n, bytes([0, n, 0, 0]) + full)
-    write("fuzz_alloc", "config-pins", bytes([0, 3, 0, 0]) +
+    write("fuzz_alloc", "config", bytes([0, 0, 0, 0]) + full)
+    write("fuzz_alloc", "config-rest", bytes([0, 9, 1, 0]) + full)
+    write("fuzz_alloc", "config-pins", bytes([0, 0, 0, 0]) +
           b'server a { host = "mail.example.org"\n pin = {"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="} }\n')
-    write("fuzz_alloc", "plain", bytes([1, 2, 4, 0]) + b"S")
-    write("fuzz_alloc", "login", bytes([2, 3, 0, 0]) + lines(b"CUsername:", b"CPassword:", b"S"))
-    write("fuzz_alloc", "cram", bytes([3, 1, 2, 0]) + lines(b"C" + CRAM_CHALLENGE, b"S"))
-    write("fuzz_alloc", "scram", bytes([4, 4, 0, 0]) +
+    write("fuzz_alloc", "plain", bytes([1, 0, 4, 0]) + b"S")
+    write("fuzz_alloc", "plain-no-ir", bytes([1, 0, 0, 0]) + lines(b"C", b"S"))
+    write("fuzz_alloc", "login", bytes([2, 0, 0, 0]) + lines(b"CUsername:", b"CPassword:", b"S"))
+    write("fuzz_alloc", "cram", bytes([3, 0, 2, 0]) + lines(b"C" + CRAM_CHALLENGE, b"S"))
+    write("fuzz_alloc", "scram", bytes([4, 0, 0, 0]) +
           lines(b"C", b"C" + SHA256_SFIRST, b"C" + SHA256_SFINAL, b"S"))
-    write("fuzz_alloc", "scram-ir", bytes([4, 7, 6, 0]) +
+    write("fuzz_alloc", "scram-ir", bytes([4, 0, 6, 0]) +
           lines(b"C" + SHA256_SFIRST, b"C" + SHA256_SFINAL, b"S"))
-    write("fuzz_alloc", "policy", bytes([5, 6, 4, 0]) + lines(b"R", b"S"))
+    write("fuzz_alloc", "scram-error", bytes([4, 0, 4, 0]) +
+          lines(b"C" + SHA256_SFIRST, b"Ce=other-error", b"R"))
+    write("fuzz_alloc", "policy", bytes([5, 0, 4, 0]) + lines(b"R", b"S"))
+    write("fuzz_alloc", "policy-broken", bytes([5, 0, 4, 3]) + lines(b"R", b"S"))
 
 
 def session_seeds():

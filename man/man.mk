@@ -11,10 +11,6 @@ MAN5 = man/pam_mailauth.conf.5
 MAN8 = man/pam_mailauth.8
 MAN_PAGES = $(MAN1) $(MAN5) $(MAN8)
 
-# Where `make install` puts README-like documentation and the examples of
-# conf/; debian/rules sets it to /usr/share/doc/libpam-mailauth.
-DOCDIR ?= $(PREFIX)/share/doc/pam_mailauth
-
 # mandoc's STYLE messages are left out: "referenced manual not found" for the
 # pages of this package is expected until they are installed.
 man-lint:

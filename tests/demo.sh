@@ -14,8 +14,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages="build-essential pkg-config libpam0g-dev libssl-dev libconfuse-dev
-	openssl iproute2 dovecot-imapd dovecot-submissiond pamtester libpam-wrapper"
+# The build dependencies come from debian/control (tests/lib/deps.sh).
+packages=$("$root/tests/lib/deps.sh" demo)
 base=${MA_DEMO_BASEPORT:-20243}
 
 say() { printf '\n== %s\n' "$*"; }
