@@ -190,11 +190,6 @@ free_uid() { # free_uid FROM TO STEP
 local_user() {
 	local name=$1 uid entry
 	entry=$(getent passwd "$name" || true)
-	if [ -n "$entry" ] && ours "$name"; then
-		# Left by an interrupted earlier run.
-		userdel "$name" >/dev/null 2>&1 || true
-		entry=$(getent passwd "$name" || true)
-	fi
 	if [ -n "$entry" ]; then
 		echo "# $name is already a local account; using it as it is" >&2
 		echo "$entry" | cut -d: -f3
