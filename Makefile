@@ -5,6 +5,9 @@
 #   make demo       a throwaway Dovecot and a real PAM login against it
 #   make install    DESTDIR, PREFIX; module into the multiarch security dir
 #   make asan       the test suite under ASan + UBSan
+#   make fuzz       libFuzzer targets (fuzz/); make fuzz-run FUZZ_SECONDS=N runs them
+#   make analyze    clang's static analyzer and cppcheck, no findings allowed
+#   make deb        the Debian package; make bench / make profile: figures
 
 CC        ?= cc
 PREFIX    ?= /usr

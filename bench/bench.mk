@@ -21,14 +21,17 @@ BENCH_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(WERROR) $(HARDEN) $(SAN) 
 bench/pamloop: bench/pamloop.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpam -lpthread
 
-bench: all bench/pamloop
+bench/spawn: bench/spawn.c
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+bench: all bench/pamloop bench/spawn
 	bench/run.sh bench
 
-profile: all bench/pamloop
+profile: all bench/pamloop bench/spawn
 	bench/run.sh profile
 
 clean-bench:
-	rm -f bench/pamloop
+	rm -f bench/pamloop bench/spawn
 
 clean: clean-bench
 

@@ -11,7 +11,9 @@ and forwards every accepted connection to 127.0.0.1:TARGET.  Every chunk read
 in either direction is written to the other side MS milliseconds after it was
 read (one way), so a round trip costs 2*MS.  Order is preserved per direction
 (one FIFO queue and one timer per direction); connections are independent (a
-timer per queue, no sleeping: nothing serialises them).  EOF (half-close) is
+timer per queue: nothing serialises them, except that a timer wakes 1.2 ms early
+and sleeps the rest, because asyncio's epoll timeouts are rounded up to whole
+milliseconds; chunks are delivered within ~0.1 ms of their due time).  EOF (half-close) is
 forwarded with the same delay, after the data before it.
 
 TCP connection set-up costs a real client one round trip before it can send,
@@ -27,7 +29,8 @@ this off (then only data is delayed).
 On start it prints one line per pair, "LISTEN TARGET", with the real port, then
 serves until SIGTERM/SIGINT.  With --stats FILE it appends one line per closed
 connection: "target=PORT c2s_bytes=N s2c_bytes=N c2s_flights=N s2c_flights=N
-ms=DURATION" (a flight is a run of chunks in one direction not interrupted by
+ms=DURATION late_ms=WORST" (late_ms: the latest any chunk was delivered after its
+due time; a flight is a run of chunks in one direction not interrupted by
 data in the other: s2c_flights counts server answers, greeting included).
 """
 import argparse
@@ -38,6 +41,7 @@ import socket
 import sys
 import time
 
+EARLY = 0.0012
 
 class Direction:
     """One direction of one connection: a FIFO of (due, bytes|None) and a timer."""
@@ -52,6 +56,8 @@ class Direction:
         self.dest = None          # the transport to write to (None: not yet connected)
         self.closed = False
         self.bytes = 0
+        self.late = 0.0             # worst delivery lateness, seconds
+        self.attached = 0.0
 
     def push(self, data):
         # data None = EOF.  loop.time() is monotonic: due times never decrease.
@@ -63,15 +69,22 @@ class Direction:
     def arm(self):
         if self.timer is not None or not self.queue or self.dest is None or self.closed:
             return
+        # asyncio waits in epoll_wait(), whose timeout is whole milliseconds rounded
+        # up: a timer fires 0-1 ms late.  Wake up EARLY early and sleep the rest (at
+        # most EARLY + 1 ms, so other connections wait at most that long).
         due = self.queue[0][0]
-        self.timer = self.loop.call_at(due, self.flush)
+        self.timer = self.loop.call_at(due - EARLY, self.flush)
 
     def flush(self):
         self.timer = None
         now = self.loop.time()
-        # call_at may fire a little early (clock resolution): accept 0.2 ms.
-        while self.queue and self.queue[0][0] <= now + 0.0002 and not self.closed:
-            _, data = self.queue.popleft()
+        due = self.queue[0][0] if self.queue else now
+        if now < due <= now + EARLY + 0.0011:
+            time.sleep(due - now)
+            now = self.loop.time()
+        while self.queue and self.queue[0][0] <= now + 0.00005 and not self.closed:
+            due, data = self.queue.popleft()
+            self.late = max(self.late, now - max(due, self.attached))
             if data is None:
                 try:
                     if self.dest.can_write_eof():
@@ -88,6 +101,7 @@ class Direction:
 
     def attach(self, dest):
         self.dest = dest
+        self.attached = self.loop.time()
         self.arm()
 
 
@@ -126,8 +140,10 @@ class Connection:
         if self.done == 2 and self.proxy.stats is not None:
             ms = (self.proxy.loop.time() - self.t0) * 1000
             self.proxy.stats.write(
-                "target=%d c2s_bytes=%d s2c_bytes=%d c2s_flights=%d s2c_flights=%d ms=%.1f\n"
-                % (self.target, self.c2s.bytes, self.s2c.bytes, self.c_flights, self.s_flights, ms))
+                "target=%d c2s_bytes=%d s2c_bytes=%d c2s_flights=%d s2c_flights=%d ms=%.1f "
+                "late_ms=%.3f\n"
+                % (self.target, self.c2s.bytes, self.s2c.bytes, self.c_flights, self.s_flights, ms,
+                   1000 * max(self.c2s.late, self.s2c.late)))
             self.proxy.stats.flush()
 
 

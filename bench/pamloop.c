@@ -139,8 +139,8 @@ static void note_result(int rc)
 	pthread_mutex_lock(&cp_lock);
 	for (int i = 0; i < n_checkpoints; i++) {
 		if (checkpoints[i].n == done) {
-			checkpoints[i].maxrss_kb = maxrss_kb();
 			checkpoints[i].rss_kb = rss_kb();
+			checkpoints[i].maxrss_kb = maxrss_kb();
 		}
 	}
 	pthread_mutex_unlock(&cp_lock);

@@ -169,10 +169,30 @@ static enum ma_err fixed_start(const struct ma_sasl_creds *c, void **state)
 	return ma_scram_start_with_nonce(&ma_mech_scram_sha_256, c, SCRAM_NONCE, state);
 }
 
+/* true when a challenge carries a SCRAM server-first whose iteration count
+ * is too expensive for the fuzzer's budget (PBKDF2 dominates everything). */
+static bool expensive(const uint8_t *p, size_t n)
+{
+	struct fuzz_in in = { p, n };
+	const uint8_t *line;
+	size_t len;
+	while (fuzz_next(&in, &line, &len)) {
+		unsigned char *raw = NULL;
+		size_t rawlen = 0;
+		if (len < 1 || ma_base64_decode((const char *)line + 1, len - 1, &raw, &rawlen) != 0)
+			continue;
+		long iter = fuzz_scram_iterations(raw, rawlen);
+		ma_freezero(raw, rawlen + 1);
+		if (iter > FUZZ_SCRAM_MAX_ITER && iter <= 1000000)
+			return true;
+	}
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned char cb[32] = "channel-binding-data-of-the-tls";
-	if (size < 4)
+	if (size < 4 || expensive(data + 4, size - 4))
 		return 0;
 	struct script s;
 	memset(&s, 0, sizeof(s));
@@ -238,8 +258,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(fallback && m == MA_MECH_PLAIN && i == s.n_begun - 1 &&
 			      s.begun[i - 1] <= MA_MECH_CRAM_MD5);
 		}
-		if (i > 0 && m == MA_MECH_PLAIN && s.begun[i - 1] <= MA_MECH_CRAM_MD5)
-			CHECK(i == s.n_begun - 1);
 	}
 	if (rc == MA_OK) {
 		CHECK(!s.failed);

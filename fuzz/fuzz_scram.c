@@ -127,7 +127,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc2 = step(m, st, msg[1], len[1], &after, &after_len);
 		if (rc1 != MA_OK)
 			CHECK(rc2 != MA_OK);     /* nothing after a failed step */
-		if (rc1 == MA_OK && len[1] >= 2 && msg[1][0] == 'e' && msg[1][1] == '=')
+		/* server-error = "e=" server-error-value (well-formed: no NUL) */
+		if (rc1 == MA_OK && len[1] >= 2 && len[1] <= 4096 && msg[1][0] == 'e' &&
+		    msg[1][1] == '=' && memchr(msg[1], '\0', len[1]) == NULL)
 			CHECK(rc2 == MA_AUTH_FAILED);
 		if (rc2 == MA_OK) {
 			/* server-final = verifier ["," extensions]: the right one. */

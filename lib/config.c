@@ -561,11 +561,15 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 		}
 		s->mechanisms |= MA_MECH_BIT((unsigned)m);
 	}
-	/* Values were checked as they were read; decode_pin cannot fail here. */
+	/* Values were checked as they were read, so only an allocation can fail
+	 * here, and a pin silently dropped would switch pinning off: fail. */
 	for (unsigned i = 0; i < n_pins; i++) {
 		const char *pin = cfg_getnstr(sec, "pin", i);
-		if (decode_pin(pin != NULL ? pin : "", s->pins[i]) == 0)
-			s->n_pins++;
+		if (decode_pin(pin != NULL ? pin : "", s->pins[i]) != 0) {
+			rc = MA_NOMEM;
+			goto out;
+		}
+		s->n_pins++;
 	}
 	s->port = port != 0 ? (unsigned)port
 	        : s->protocol == MA_PROTO_IMAP ? (s->tls == MA_TLS_IMPLICIT ? 993u : 143u)

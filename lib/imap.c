@@ -206,6 +206,7 @@ static enum ma_err read_line(struct imap *im, struct ma_imap_line *l)
 {
 	const char *line;
 	size_t len;
+	memset(l, 0, sizeof(*l));
 	enum ma_err rc = ma_stream_read_line(im->s->stream, &line, &len);
 	if (rc == MA_PROTOCOL)
 		return fail(im, rc, "malformed or over-long line from server", NULL, 0);
@@ -438,9 +439,9 @@ static enum ma_err login_command(struct imap *im)
 			used = 0;
 			if (rc != MA_OK || (rc = read_line(im, &l)) != MA_OK)
 				goto out;
+			/* Not a verdict on the password: the server has not seen it. */
 			if (l.kind != MA_IMAP_CONTINUATION) {
-				rc = fail(im, l.status == MA_IMAP_NO ? MA_AUTH_FAILED : MA_PROTOCOL,
-				          "literal refused", l.text, l.text_len);
+				rc = fail(im, MA_PROTOCOL, "literal refused", l.text, l.text_len);
 				goto out;
 			}
 			memcpy(buf, parts[p], lens[p]);

@@ -21,7 +21,9 @@
  *
  * Each event keeps a backtrace; the harness resolves it with dladdr().
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -30,6 +32,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -58,6 +61,10 @@ static atomic_ulong c_blocks, c_bytes, c_hits, c_sends, c_epipe, c_econnreset,
 
 static _Thread_local int in_shim;     /* no events from inside the shim */
 
+/* HYG_STRIP_NOSIGNAL=1: clear MSG_NOSIGNAL from every send, so that a test
+ * can show it would catch a module that forgot it (negative control). */
+static int strip_nosignal;
+
 static FILE *(*real_fopen)(const char *, const char *);
 static FILE *(*real_fopen64)(const char *, const char *);
 
@@ -78,6 +85,8 @@ __attribute__((constructor)) static void shim_init(void)
 	(void)backtrace(frames, 4);
 	real_fopen = (FILE *(*)(const char *, const char *))dlsym(RTLD_NEXT, "fopen");
 	real_fopen64 = (FILE *(*)(const char *, const char *))dlsym(RTLD_NEXT, "fopen64");
+	const char *strip = getenv("HYG_STRIP_NOSIGNAL");
+	strip_nosignal = strip != NULL && strcmp(strip, "1") == 0;
 	in_shim = 0;
 }
 
@@ -202,6 +211,8 @@ static void note_write(int fd, const char *what)
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
+	if (strip_nosignal)
+		flags &= ~MSG_NOSIGNAL;
 	long r = syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
 	int err = errno;
 	note_send(fd, flags, r, err, "send");
@@ -212,6 +223,8 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                       const struct sockaddr *addr, socklen_t alen)
 {
+	if (strip_nosignal)
+		flags &= ~MSG_NOSIGNAL;
 	long r = syscall(SYS_sendto, fd, buf, len, flags, addr, alen);
 	int err = errno;
 	note_send(fd, flags, r, err, "sendto");
@@ -221,6 +234,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	if (strip_nosignal)
+		flags &= ~MSG_NOSIGNAL;
 	long r = syscall(SYS_sendmsg, fd, msg, flags);
 	int err = errno;
 	note_send(fd, flags, r, err, "sendmsg");

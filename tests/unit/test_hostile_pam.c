@@ -1,0 +1,859 @@
+/*
+ * test_hostile_pam.c - hostile IMAP and SMTP servers through the REAL PAM
+ * stack (issue "[4/6] Proof of failing closed", item 1).
+ *
+ * Every row of the table below starts one scripted server
+ * (tests/fake/fake_more.py, which adds scenarios to fakeserver.py and
+ * fake_smtp.py), points a private PAM service (pam_start_confdir) with the
+ * built ./pam_mailauth.so at it (timeout = 3) and asserts:
+ *   - the exact PAM code of SPEC 4 (PAM_AUTHINFO_UNAVAIL for every
+ *     unavailable / TLS / protocol / timeout / no-mechanism case,
+ *     PAM_AUTH_ERR for rejections, PAM_SUCCESS only on the control rows);
+ *   - no credential byte before TLS: neither the password nor any base64
+ *     form of it (every alignment), nor an AUTH / LOGIN command;
+ *   - rows marked NO_LOGIN: the password never reached the server at all;
+ *   - the time pam_authenticate() took: <= 3.5 s always, >= 2.5 s for the
+ *     silent and dripping servers (the deadline, not a shortcut);
+ *   - the server saw no rule broken (fake server exit status 0, or 4 when its
+ *     handshake failed; rows with a bad certificate or an old TLS version
+ *     must end in 4 with no application data).
+ *
+ * The rows run in parallel worker processes before the check suite (a
+ * silent row costs the full 3 s); each check test then asserts one row.
+ * MA_HOSTILE_JOBS sets the number of workers (default 8).  The table of
+ * results goes to stderr when a row failed or MA_FAKE_VERBOSE is set.
+ *
+ * Needs MA_TEST_CERTS (tests/run-tests.sh exports it; else fake.h makes
+ * the PKI) and the built pam_mailauth.so at the repository root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <security/pam_appl.h>
+
+#include "base64.h"
+#include "unit.h"
+#include "fake.h"
+
+#define TIMEOUT_S 3                   /* `timeout` in every configuration here */
+#define MAX_MS 3500                   /* no row may take longer */
+#define SLOW_MIN_MS 2500              /* silent / drip rows: the deadline ended them */
+#define SERVER_WAIT_MS 10000          /* fake_finish: then the server is killed */
+#define ROW_ALARM_S 45                /* a worker that hangs is killed by SIGALRM */
+#define TRANSCRIPT_MAX 6000
+#define USER "alice"
+#define PASS "Gl4ss-H0use-77"         /* what the fake servers accept */
+#define WRONG "N0t-The-Pw-88z"        /* the wrong password of the AUTH_ERR rows */
+
+enum { P_IMAP, P_SMTP };
+
+/* Row flags. */
+#define SLOW 0x01u         /* silent or dripping: must run into the deadline */
+#define NO_LOGIN 0x02u     /* the password must not reach the server at all */
+#define HS_FAIL 0x04u      /* the server's handshake must fail, no application data */
+#define WRONG_PW 0x08u     /* the client uses WRONG */
+
+struct row {
+	const char *name;      /* IMAP scenario, or SMTP label */
+	int proto;
+	const char *mode;      /* implicit | starttls */
+	int want;              /* PAM code */
+	unsigned flags;
+	const char *script;    /* SMTP: the fake_smtp.py script */
+	const char *cert;      /* NULL: the good server certificate */
+	const char *tls_max;   /* NULL: 1.3 */
+};
+
+#define IMAP(n, m, w, f) { n, P_IMAP, m, w, f, NULL, NULL, NULL }
+#define IMAP_CERT(m, c) { "good_" m, P_IMAP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
+                          NULL, c, NULL }
+#define IMAP_OLD(m, v) { "good_" m, P_IMAP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
+                         NULL, NULL, v }
+#define SMTP(n, m, w, f, s) { n, P_SMTP, m, w, f, s, NULL, NULL }
+#define SMTP_CERT(m, c, s) { "good", P_SMTP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
+                             s, c, NULL }
+#define SMTP_OLD(m, v, s) { "good", P_SMTP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
+                            s, NULL, v }
+
+#define UNAVAIL PAM_AUTHINFO_UNAVAIL
+
+/* SMTP script pieces (fake_smtp.py directives; \\r\\n is unescaped by the
+ * server, so "send A\\r\\nB" is two reply lines in one write). */
+#define GREET "send 220 fake.test ESMTP ready\n"
+#define EHLO_STARTTLS \
+	"expect EHLO \n" \
+	"send 250-fake.test hello\\r\\n250-PIPELINING\\r\\n250 STARTTLS\n"
+#define STARTTLS_GO "expect= STARTTLS\nsend 220 2.0.0 Ready to start TLS\ntls\n"
+#define UP_I "tls\n" GREET                                /* implicit: up to EHLO */
+#define UP_S GREET EHLO_STARTTLS STARTTLS_GO              /* STARTTLS: up to EHLO */
+#define EHLO_TLS(caps) "expect EHLO \nsend 250-fake.test hello\\r\\n" caps "\n"
+#define PLAIN_OK "expect= AUTH PLAIN {PLAIN}\nsend 235 2.7.0 Authentication successful\n"
+#define REJECT "expect AUTH PLAIN \nsend 535 5.7.8 Authentication credentials invalid\n"
+#define QUIT "expect= QUIT\n"
+#define GOOD_I UP_I EHLO_TLS("250 AUTH PLAIN LOGIN") PLAIN_OK QUIT
+#define GOOD_S UP_S EHLO_TLS("250 AUTH PLAIN LOGIN") PLAIN_OK QUIT
+
+static const struct row rows[] = {
+	/* ==== IMAP ==================================================================== */
+	/* Controls: the server's verdict, and nothing else, decides. */
+	IMAP("good_implicit", "implicit", PAM_SUCCESS, 0),
+	IMAP("good_starttls", "starttls", PAM_SUCCESS, 0),
+	IMAP("good_implicit", "implicit", PAM_AUTH_ERR, WRONG_PW),
+	IMAP("good_starttls", "starttls", PAM_AUTH_ERR, WRONG_PW),
+	IMAP("authfail", "implicit", PAM_AUTH_ERR, 0),
+	IMAP("authfail", "starttls", PAM_AUTH_ERR, 0),
+	/* Capabilities differ before and after TLS: only the later ones count. */
+	IMAP("caps_differ", "starttls", PAM_SUCCESS, 0),
+	IMAP("logindisabled_after_tls", "starttls", UNAVAIL, NO_LOGIN),
+	/* STARTTLS stripped, refused, injected into. */
+	IMAP("starttls_stripped", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("starttls_refused", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("starttls_refused_bad", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("starttls_injected", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("starttls_injected_late", "starttls", UNAVAIL, NO_LOGIN),
+	/* Greetings: PREAUTH, BYE, tagged, not IMAP at all, referral. */
+	IMAP("preauth", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("preauth", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("bye_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("bye_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("bad_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("bad_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("tagged_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("tagged_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("smtp_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("smtp_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("ssh_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("nul_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("referral_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("referral_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	/* Referrals and tags in the answer to AUTHENTICATE. */
+	IMAP("referral", "implicit", UNAVAIL, 0),
+	IMAP("referral", "starttls", UNAVAIL, 0),
+	IMAP("referral_ok", "implicit", UNAVAIL, 0),
+	IMAP("wrong_tag", "implicit", UNAVAIL, 0),
+	IMAP("wrong_tag", "starttls", UNAVAIL, 0),
+	IMAP("missing_tag", "implicit", UNAVAIL, 0),
+	IMAP("untagged_verdict", "implicit", UNAVAIL, 0),
+	IMAP("old_tag", "implicit", UNAVAIL, 0),
+	/* A tagged OK that arrives before the command it would answer. */
+	IMAP("presend_ok", "implicit", UNAVAIL, WRONG_PW),
+	IMAP("presend_ok", "starttls", UNAVAIL, WRONG_PW),
+	IMAP("presend_ok_greeting", "implicit", UNAVAIL, WRONG_PW),
+	/* Temporary failures. */
+	IMAP("unavailable", "implicit", UNAVAIL, 0),
+	IMAP("unavailable", "starttls", UNAVAIL, 0),
+	IMAP("bye_during_auth", "implicit", UNAVAIL, 0),
+	/* Over-long lines, endless untagged lines. */
+	IMAP("overlong_line", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("overlong_line", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("overlong_verdict", "implicit", UNAVAIL, 0),
+	IMAP("endless_untagged_caps", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("endless_untagged_caps", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("endless_untagged_auth", "implicit", UNAVAIL, 0),
+	/* Silent, dripping, resetting: greeting. */
+	IMAP("silent", "starttls", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("drip", "implicit", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("drip", "starttls", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("reset_at_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("reset_at_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("reset_after_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	/* ... TLS handshake (ClientHello never answered, dripped, reset). */
+	IMAP("silent", "implicit", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("starttls_silent_handshake", "starttls", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("handshake_drip", "implicit", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("starttls_handshake_drip", "starttls", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("handshake_reset", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("starttls_handshake_reset", "starttls", UNAVAIL, NO_LOGIN),
+	/* ... authentication. */
+	IMAP("auth_silent", "implicit", UNAVAIL, SLOW),
+	IMAP("auth_silent", "starttls", UNAVAIL, SLOW),
+	IMAP("auth_drip", "implicit", UNAVAIL, SLOW),
+	IMAP("auth_reset", "implicit", UNAVAIL, 0),
+	IMAP("auth_reset", "starttls", UNAVAIL, 0),
+	/* SASL: invalid base64, endless continuations. */
+	IMAP("bad_b64_challenge", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("endless_continuation", "implicit", UNAVAIL, 0),
+	IMAP("continuation_flood", "implicit", UNAVAIL, 0),
+	/* Certificates, old TLS versions. */
+	IMAP_CERT("implicit", "selfsigned"), IMAP_CERT("starttls", "selfsigned"),
+	IMAP_CERT("implicit", "unknownca"), IMAP_CERT("starttls", "unknownca"),
+	IMAP_CERT("implicit", "wrongname"), IMAP_CERT("starttls", "wrongname"),
+	IMAP_CERT("implicit", "expired"), IMAP_CERT("starttls", "expired"),
+	IMAP_CERT("implicit", "notyet"), IMAP_CERT("starttls", "notyet"),
+	IMAP_CERT("implicit", "rsa1024"), IMAP_CERT("starttls", "rsa1024"),
+	IMAP_CERT("implicit", "sha1"), IMAP_CERT("starttls", "sha1"),
+	IMAP_OLD("implicit", "1.1"), IMAP_OLD("starttls", "1.1"),
+	IMAP_OLD("implicit", "1.0"), IMAP_OLD("starttls", "1.0"),
+
+	/* ==== SMTP ==================================================================== */
+	SMTP("good", "implicit", PAM_SUCCESS, 0, GOOD_I),
+	SMTP("good", "starttls", PAM_SUCCESS, 0, GOOD_S),
+	SMTP("rejected-535", "implicit", PAM_AUTH_ERR, WRONG_PW,
+	     UP_I EHLO_TLS("250 AUTH PLAIN") REJECT QUIT),
+	SMTP("rejected-535", "starttls", PAM_AUTH_ERR, WRONG_PW,
+	     UP_S EHLO_TLS("250 AUTH PLAIN") REJECT QUIT),
+	/* Capabilities differ: the list after TLS is the one used. */
+	SMTP("caps-login-then-plain", "starttls", PAM_SUCCESS, 0,
+	     GREET "expect EHLO \nsend 250-fake.test\\r\\n250-AUTH LOGIN\\r\\n250 STARTTLS\n"
+	     STARTTLS_GO EHLO_TLS("250 AUTH PLAIN") PLAIN_OK QUIT),
+	SMTP("caps-auth-gone-after-tls", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET "expect EHLO \nsend 250-fake.test\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 STARTTLS\n"
+	     STARTTLS_GO EHLO_TLS("250 8BITMIME")),
+	SMTP("caps-only-unknown-after-tls", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET "expect EHLO \nsend 250-fake.test\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 STARTTLS\n"
+	     STARTTLS_GO EHLO_TLS("250 AUTH XPLAIN GSSAPI")),
+	/* STARTTLS stripped, refused, injected into. */
+	SMTP("starttls-stripped", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET "expect EHLO \nsend 250-fake.test\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 8BITMIME\n"),
+	SMTP("starttls-454", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET EHLO_STARTTLS
+	     "expect= STARTTLS\nsend 454 4.7.0 TLS not available due to temporary reason\n"),
+	SMTP("starttls-502", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET EHLO_STARTTLS "expect= STARTTLS\nsend 502 5.5.1 Not implemented\n"),
+	SMTP("starttls-injected", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET EHLO_STARTTLS
+	     "expect= STARTTLS\n"
+	     "send 220 2.0.0 Ready\\r\\n250-injected\\r\\n250 AUTH PLAIN\ntls\n"),
+	SMTP("starttls-injected-late", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET EHLO_STARTTLS
+	     "expect= STARTTLS\nsend 220 2.0.0 Ready\nreadraw\n"
+	     "send 250 AUTH PLAIN injected\nsleep 1\n"),
+	/* Greetings: 554, 421, not 220, not SMTP. */
+	SMTP("greeting-554", "implicit", UNAVAIL, NO_LOGIN,
+	     "tls\nsend 554 5.3.2 No SMTP service here\n"),
+	SMTP("greeting-554", "starttls", UNAVAIL, NO_LOGIN, "send 554 5.3.2 No SMTP service here\n"),
+	SMTP("greeting-421", "implicit", UNAVAIL, NO_LOGIN,
+	     "tls\nsend 421 4.3.2 Service shutting down\nclose\n"),
+	SMTP("greeting-421", "starttls", UNAVAIL, NO_LOGIN,
+	     "send 421 4.3.2 Service shutting down\nclose\n"),
+	SMTP("greeting-250", "starttls", UNAVAIL, NO_LOGIN, "send 250 fake.test hello\n"),
+	SMTP("greeting-ssh", "implicit", UNAVAIL, NO_LOGIN, "tls\nsend SSH-2.0-OpenSSH_9.2p1\n"),
+	SMTP("greeting-imap", "starttls", UNAVAIL, NO_LOGIN, "send * OK IMAP4rev1 ready\n"),
+	SMTP("greeting-binary", "implicit", UNAVAIL, NO_LOGIN, "tls\nsend 220 \\x00\\x01\\xff\n"),
+	/* EHLO refused, malformed multi-line reply. */
+	SMTP("ehlo-500", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET "expect EHLO \nsend 500 5.5.1 Command unrecognized\n"),
+	SMTP("ehlo-mixed-codes", "implicit", UNAVAIL, NO_LOGIN,
+	     UP_I "expect EHLO \nsend 250-fake.test\\r\\n251-AUTH PLAIN\\r\\n250 8BITMIME\n"),
+	/* A 235 that arrives before AUTH was sent. */
+	SMTP("235-before-auth", "implicit", UNAVAIL, WRONG_PW,
+	     UP_I "expect EHLO \n"
+	     "send 250-fake.test\\r\\n250 AUTH PLAIN\\r\\n235 2.7.0 Authentication successful\n"),
+	SMTP("235-before-auth", "starttls", UNAVAIL, WRONG_PW,
+	     UP_S "expect EHLO \n"
+	     "send 250-fake.test\\r\\n250 AUTH PLAIN\\r\\n235 2.7.0 Authentication successful\n"),
+	/* Temporary failures, unexpected answers to AUTH. */
+	SMTP("auth-454", "starttls", UNAVAIL, 0,
+	     UP_S EHLO_TLS("250 AUTH PLAIN")
+	     "expect AUTH PLAIN \nsend 454 4.7.0 Temporary authentication failure\n"),
+	SMTP("auth-421", "implicit", UNAVAIL, 0,
+	     UP_I EHLO_TLS("250 AUTH PLAIN")
+	     "expect AUTH PLAIN \nsend 421 4.4.2 fake.test closing\nclose\n"),
+	SMTP("auth-250", "implicit", UNAVAIL, 0,
+	     UP_I EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nsend 250 2.0.0 OK\n"),
+	/* Over-long lines, endless multi-line replies. */
+	SMTP("greeting-80k", "implicit", UNAVAIL, NO_LOGIN, "tls\nlong 81920 220 fake.test \n"),
+	SMTP("greeting-80k", "starttls", UNAVAIL, NO_LOGIN, "long 81920 220 fake.test \n"),
+	SMTP("235-70k", "implicit", UNAVAIL, 0,
+	     UP_I EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nlong 71680 235 2.7.0 ok \n"),
+	SMTP("ehlo-endless", "implicit", UNAVAIL, NO_LOGIN,
+	     UP_I "expect EHLO \nflood 250-PIPELINING\n"),
+	SMTP("ehlo-endless", "starttls", UNAVAIL, NO_LOGIN, GREET "expect EHLO \nflood 250-PIPELINING\n"),
+	SMTP("ehlo-endless-after-tls", "starttls", UNAVAIL, NO_LOGIN,
+	     UP_S "expect EHLO \nflood 250-PIPELINING\n"),
+	SMTP("greeting-endless", "implicit", UNAVAIL, NO_LOGIN, "tls\nflood 220-welcome\n"),
+	/* Silent, dripping, resetting: greeting. */
+	SMTP("greeting-silent", "implicit", UNAVAIL, SLOW | NO_LOGIN, "tls\nsleep 10\n"),
+	SMTP("greeting-silent", "starttls", UNAVAIL, SLOW | NO_LOGIN, "sleep 10\n"),
+	SMTP("greeting-drip", "implicit", UNAVAIL, SLOW | NO_LOGIN,
+	     "tls\ndrip 1 220 fake.test ESMTP ready\n"),
+	SMTP("greeting-drip", "starttls", UNAVAIL, SLOW | NO_LOGIN, "drip 1 220 fake.test ESMTP ready\n"),
+	SMTP("greeting-reset", "implicit", UNAVAIL, NO_LOGIN, "tls\nreset\n"),
+	SMTP("greeting-reset", "starttls", UNAVAIL, NO_LOGIN, "reset\n"),
+	/* ... TLS handshake. */
+	SMTP("handshake-silent", "implicit", UNAVAIL, SLOW | NO_LOGIN, "readraw\nsleep 10\n"),
+	SMTP("handshake-silent", "starttls", UNAVAIL, SLOW | NO_LOGIN,
+	     GREET EHLO_STARTTLS "expect= STARTTLS\nsend 220 2.0.0 Ready\nreadraw\nsleep 10\n"),
+	SMTP("handshake-drip", "implicit", UNAVAIL, SLOW | NO_LOGIN, "driptls 1\n"),
+	SMTP("handshake-drip", "starttls", UNAVAIL, SLOW | NO_LOGIN,
+	     GREET EHLO_STARTTLS "expect= STARTTLS\nsend 220 2.0.0 Ready\ndriptls 1\n"),
+	SMTP("handshake-reset", "implicit", UNAVAIL, NO_LOGIN, "readraw\nreset\n"),
+	SMTP("handshake-reset", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET EHLO_STARTTLS "expect= STARTTLS\nsend 220 2.0.0 Ready\nreadraw\nreset\n"),
+	/* ... authentication. */
+	SMTP("auth-silent", "implicit", UNAVAIL, SLOW,
+	     UP_I EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nsleep 10\n"),
+	SMTP("auth-silent", "starttls", UNAVAIL, SLOW,
+	     UP_S EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nsleep 10\n"),
+	SMTP("auth-drip-235", "implicit", UNAVAIL, SLOW,
+	     UP_I EHLO_TLS("250 AUTH PLAIN")
+	     "expect= AUTH PLAIN {PLAIN}\ndrip 1 235 2.7.0 Authentication successful\n"),
+	SMTP("auth-reset", "implicit", UNAVAIL, 0,
+	     UP_I EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nreset\n"),
+	SMTP("auth-reset", "starttls", UNAVAIL, 0,
+	     UP_S EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nreset\n"),
+	/* SASL: invalid base64, endless 334. */
+	SMTP("334-not-base64", "implicit", UNAVAIL, NO_LOGIN,
+	     UP_I EHLO_TLS("250 AUTH LOGIN")
+	     "expect= AUTH LOGIN\nsend 334 !!!not base64!!!\nexpect= *\n"
+	     "send 501 5.7.0 Authentication aborted\n"),
+	SMTP("334-forever", "implicit", UNAVAIL, 0,
+	     UP_I EHLO_TLS("250 AUTH LOGIN") "expect= AUTH LOGIN\nflood 334 VXNlcm5hbWU6\n"),
+	SMTP("334-after-plain", "starttls", UNAVAIL, 0,
+	     UP_S EHLO_TLS("250 AUTH PLAIN") "expect AUTH PLAIN \nsend 334 \nexpect= *\n"),
+	/* Certificates, old TLS versions. */
+	SMTP_CERT("implicit", "selfsigned", GOOD_I), SMTP_CERT("starttls", "selfsigned", GOOD_S),
+	SMTP_CERT("implicit", "unknownca", GOOD_I), SMTP_CERT("starttls", "unknownca", GOOD_S),
+	SMTP_CERT("implicit", "wrongname", GOOD_I), SMTP_CERT("starttls", "wrongname", GOOD_S),
+	SMTP_CERT("implicit", "expired", GOOD_I), SMTP_CERT("starttls", "expired", GOOD_S),
+	SMTP_CERT("implicit", "notyet", GOOD_I), SMTP_CERT("starttls", "notyet", GOOD_S),
+	SMTP_CERT("implicit", "rsa1024", GOOD_I), SMTP_CERT("starttls", "rsa1024", GOOD_S),
+	SMTP_CERT("implicit", "sha1", GOOD_I), SMTP_CERT("starttls", "sha1", GOOD_S),
+	SMTP_OLD("implicit", "1.1", GOOD_I), SMTP_OLD("starttls", "1.1", GOOD_S),
+	SMTP_OLD("implicit", "1.0", GOOD_I), SMTP_OLD("starttls", "1.0", GOOD_S),
+};
+#define N_ROWS (sizeof(rows) / sizeof(rows[0]))
+
+/* What one row did; in memory shared with the worker processes. */
+struct result {
+	int done;                  /* the worker got to the end */
+	int worker_status;         /* waitpid status of the worker */
+	char setup_error[200];     /* infrastructure failure, not a module verdict */
+	int pam_rc;
+	long elapsed_ms;
+	int prompts;
+	int status;                /* fake server exit status */
+	size_t plain_len, tls_len, n_chunks;
+	char secret_before_tls[64];  /* the form found, "" when none */
+	char secret_anywhere[64];
+	char command_before_tls[16];
+	char transcript[TRANSCRIPT_MAX];
+};
+
+static struct result *results;
+static char module_path[PATH_MAX];
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static const char *pam_name(int rc)
+{
+	switch (rc) {
+	case PAM_SUCCESS: return "SUCCESS";
+	case PAM_AUTH_ERR: return "AUTH_ERR";
+	case PAM_AUTHINFO_UNAVAIL: return "AUTHINFO_UNAVAIL";
+	case PAM_USER_UNKNOWN: return "USER_UNKNOWN";
+	case PAM_SERVICE_ERR: return "SERVICE_ERR";
+	case PAM_BUF_ERR: return "BUF_ERR";
+	case PAM_CRED_INSUFFICIENT: return "CRED_INSUFFICIENT";
+	case PAM_MAXTRIES: return "MAXTRIES";
+	case PAM_ABORT: return "ABORT";
+	case PAM_INCOMPLETE: return "INCOMPLETE";
+	case PAM_PERM_DENIED: return "PERM_DENIED";
+	case PAM_SYSTEM_ERR: return "SYSTEM_ERR";
+	default: return "other";
+	}
+}
+
+static void row_label(const struct row *w, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s/%s%s%s%s%s", w->proto == P_IMAP ? "imap" : "smtp", w->name,
+	         w->mode, w->cert ? " cert=" : "", w->cert ? w->cert : "",
+	         w->tls_max ? " tls-max=" : "", w->tls_max ? w->tls_max : "");
+}
+
+/*
+ * The forms a password takes on the wire: itself, and base64 of any stream
+ * that contains it, at each of the three alignments (only the characters
+ * that depend on password bytes alone).  FORMS gets up to 4 strings.
+ */
+static size_t secret_forms(const char *pw, char forms[4][64])
+{
+	size_t n = 0, len = strlen(pw);
+	snprintf(forms[n++], 64, "%s", pw);
+	for (size_t k = 0; k < 3; k++) {
+		unsigned char buf[80];
+		size_t m = k + len;
+		if (m > sizeof(buf))
+			continue;
+		memset(buf, 'Z', k);
+		memcpy(buf + k, pw, len);
+		char *b64 = ma_base64_encode(buf, m, NULL);
+		if (b64 == NULL)
+			continue;
+		size_t from = k == 0 ? 0 : 4, to = 4 * (m / 3);
+		if (to > from + 4 && to - from < 64)
+			snprintf(forms[n++], 64, "%.*s", (int)(to - from), b64 + from);
+		free(b64);
+	}
+	return n;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	fchmod(fd, mode);
+	return close(fd);
+}
+
+/*
+ * fake.h's fake_start() for tests/fake/fake_more.py: ARGS (NULL-terminated)
+ * come after the script name ("smtp" first for the SMTP server), then
+ * --certs, --record and --transcript.
+ */
+static int more_start(struct fake_server *fs, const char *const *args)
+{
+	char root[PATH_MAX], script[PATH_MAX];
+	const char *certs = getenv("MA_TEST_CERTS");
+	int pfd[2] = { -1, -1 };
+
+	memset(fs, 0, sizeof(*fs));
+	fs->pid = -1;
+	if (certs == NULL || fake_root(root, sizeof(root)) != 0)
+		return -1;
+	int n = snprintf(script, sizeof(script), "%s/tests/fake/fake_more.py", root);
+	if (n < 0 || (size_t)n >= sizeof(script))
+		return -1;
+	const char *tmpdir = getenv("TMPDIR");
+	n = snprintf(fs->dir, sizeof(fs->dir), "%s/ma-hostile.XXXXXX",
+	             tmpdir != NULL && *tmpdir != '\0' ? tmpdir : "/tmp");
+	if (n < 0 || (size_t)n >= sizeof(fs->dir) || mkdtemp(fs->dir) == NULL)
+		return -1;
+	snprintf(fs->record, sizeof(fs->record), "%s/record.json", fs->dir);
+	snprintf(fs->transcript, sizeof(fs->transcript), "%s/transcript.txt", fs->dir);
+
+	const char *argv[FAKE_MAX_ARGS];
+	size_t ac = 0;
+	argv[ac++] = fake_python();
+	argv[ac++] = script;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		if (ac + 8 >= FAKE_MAX_ARGS)
+			return -1;
+		argv[ac++] = args[i];
+	}
+	argv[ac++] = "--certs";
+	argv[ac++] = certs;
+	argv[ac++] = "--record";
+	argv[ac++] = fs->record;
+	argv[ac++] = "--transcript";
+	argv[ac++] = fs->transcript;
+	argv[ac] = NULL;
+
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		return -1;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(126);
+		if (dup2(pfd[1], STDOUT_FILENO) < 0)
+			_exit(126);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	fs->pid = pid;
+
+	char line[32];
+	size_t got = 0;
+	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
+	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
+		long left = end - fake_now_ms();
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(pfd[0], line + got, sizeof(line) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(pfd[0]);
+	line[got] = '\0';
+	char *endp = NULL;
+	unsigned long port = strtoul(line, &endp, 10);
+	if (endp == line || *endp != '\n' || port == 0 || port > 65535) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fs->pid = -1;
+		return -1;
+	}
+	fs->port = (unsigned)port;
+	return 0;
+}
+
+struct conv_data {
+	const char *password;
+	int prompts;
+};
+
+static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
+{
+	struct conv_data *cd = data;
+	struct pam_response *r = calloc((size_t)n, sizeof(*r));
+	if (r == NULL)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++) {
+		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF ||
+		    msg[i]->msg_style == PAM_PROMPT_ECHO_ON) {
+			cd->prompts++;
+			r[i].resp = strdup(cd->password);
+			if (r[i].resp == NULL) {
+				for (int k = 0; k < i; k++)
+					free(r[k].resp);
+				free(r);
+				return PAM_BUF_ERR;
+			}
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+static void setup_error(struct result *r, const char *what)
+{
+	snprintf(r->setup_error, sizeof(r->setup_error), "%s (errno %d)", what, errno);
+}
+
+static void remove_dir(const char *dir)
+{
+	static const char *const files[] = { "svc", "mailauth.conf" };
+	char path[PATH_MAX + 32];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* ---- one row, in a worker process ----------------------------------------------------- */
+
+static void run_row(size_t i)
+{
+	const struct row *w = &rows[i];
+	struct result *r = &results[i];
+	const char *certs = getenv("MA_TEST_CERTS");
+	const char *password = (w->flags & WRONG_PW) ? WRONG : PASS;
+	char dir[PATH_MAX - 64], path[PATH_MAX], text[PATH_MAX * 2 + 512];
+	struct fake_server fs;
+	struct fake_result fr;
+	const char *args[32];
+	size_t n = 0;
+
+	alarm(ROW_ALARM_S);
+	r->pam_rc = -1;
+	r->status = -100;
+	const char *tmpdir = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/ma-hostile-pam.XXXXXX",
+	         tmpdir != NULL && *tmpdir != '\0' ? tmpdir : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		setup_error(r, "mkdtemp");
+		_exit(0);
+	}
+
+	if (w->proto == P_SMTP) {
+		args[n++] = "smtp";
+		args[n++] = "--scenario";
+		args[n++] = w->name;
+		args[n++] = "--script";
+		args[n++] = w->script;
+	} else {
+		args[n++] = "--scenario";
+		args[n++] = w->name;
+		args[n++] = "--tls";
+		args[n++] = w->mode;
+	}
+	args[n++] = "--user";
+	args[n++] = USER;
+	args[n++] = "--password";
+	args[n++] = PASS;
+	if (w->cert != NULL) {
+		args[n++] = "--cert";
+		args[n++] = w->cert;
+	}
+	if (w->tls_max != NULL) {
+		args[n++] = "--tls-min";
+		args[n++] = "1.0";
+		args[n++] = "--tls-max";
+		args[n++] = w->tls_max;
+	}
+	args[n] = NULL;
+	if (more_start(&fs, args) != 0) {
+		setup_error(r, "the fake server did not start");
+		remove_dir(dir);
+		_exit(0);
+	}
+
+	snprintf(path, sizeof(path), "%s/mailauth.conf", dir);
+	snprintf(text, sizeof(text),
+	         "timeout = %d\n"
+	         "ca_file = \"%s/ca.pem\"\n"
+	         "server fake {\n"
+	         "  protocol = %s\n"
+	         "  host = \"127.0.0.1\"\n"
+	         "  port = %u\n"
+	         "  tls = %s\n"
+	         "}\n",
+	         TIMEOUT_S, certs, w->proto == P_IMAP ? "imap" : "smtp", fs.port, w->mode);
+	if (write_text(path, text, 0600) != 0) {
+		setup_error(r, "cannot write the configuration");
+		fake_stop(&fs, 0);
+		remove_dir(dir);
+		_exit(0);
+	}
+	snprintf(text, sizeof(text), "auth required %s config=%s\n", module_path, path);
+	snprintf(path, sizeof(path), "%s/svc", dir);
+	if (write_text(path, text, 0644) != 0) {
+		setup_error(r, "cannot write the PAM service");
+		fake_stop(&fs, 0);
+		remove_dir(dir);
+		_exit(0);
+	}
+
+	struct conv_data cd = { .password = password };
+	struct pam_conv pc = { conv, &cd };
+	pam_handle_t *pamh = NULL;
+	int rc = pam_start_confdir("svc", USER, &pc, dir, &pamh);
+	if (rc != PAM_SUCCESS) {
+		setup_error(r, "pam_start_confdir failed");
+		fake_stop(&fs, 0);
+		remove_dir(dir);
+		_exit(0);
+	}
+	long t0 = fake_now_ms();
+	rc = pam_authenticate(pamh, 0);
+	r->elapsed_ms = fake_now_ms() - t0;
+	pam_end(pamh, rc);
+	r->pam_rc = rc;
+	r->prompts = cd.prompts;
+
+	if (fake_finish(&fs, &fr, SERVER_WAIT_MS) != 0)
+		snprintf(r->setup_error, sizeof(r->setup_error),
+		         "the fake server's record is missing or malformed");
+	r->status = fr.status;
+	r->plain_len = fr.plain_len;
+	r->tls_len = fr.tls_len;
+	r->n_chunks = fr.n_chunks;
+
+	char forms[8][64];
+	size_t nf = secret_forms(PASS, forms);
+	nf += secret_forms(WRONG, forms + nf);
+	for (size_t k = 0; k < nf; k++) {
+		if (r->secret_before_tls[0] == '\0' && fake_plain_contains(&fr, forms[k]))
+			snprintf(r->secret_before_tls, sizeof(r->secret_before_tls), "%.63s", forms[k]);
+		if (r->secret_anywhere[0] == '\0' && fake_any_contains(&fr, forms[k]))
+			snprintf(r->secret_anywhere, sizeof(r->secret_anywhere), "%.63s", forms[k]);
+	}
+	/* No authentication command of either protocol before TLS ("LOGIN " is
+	 * the IMAP command; LOGOUT and EHLO do not match). */
+	static const char *const commands[] = { "AUTH", "LOGIN " };
+	for (size_t k = 0; k < 2; k++)
+		if (r->command_before_tls[0] == '\0' && fake_plain_contains(&fr, commands[k]))
+			snprintf(r->command_before_tls, sizeof(r->command_before_tls), "%s",
+			         commands[k]);
+	snprintf(r->transcript, sizeof(r->transcript), "%s", fr.transcript ? fr.transcript : "");
+	fake_result_free(&fr);
+	remove_dir(dir);
+	r->done = 1;
+	_exit(0);
+}
+
+/* ---- the parallel run ----------------------------------------------------------------- */
+
+static void run_all(void)
+{
+	size_t order[N_ROWS], k = 0;
+	/* The slow rows first, so that the fast ones fill the gaps. */
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (rows[i].flags & SLOW)
+			order[k++] = i;
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (!(rows[i].flags & SLOW))
+			order[k++] = i;
+
+	long jobs = 8;
+	const char *env = getenv("MA_HOSTILE_JOBS");
+	if (env != NULL && atol(env) > 0 && atol(env) <= 64)
+		jobs = atol(env);
+	pid_t pids[64];
+	size_t which[64];
+	size_t running = 0, next = 0;
+
+	fflush(NULL);
+	while (next < N_ROWS || running > 0) {
+		while (running < (size_t)jobs && next < N_ROWS) {
+			size_t i = order[next++];
+			pid_t pid = fork();
+			if (pid < 0) {
+				snprintf(results[i].setup_error, sizeof(results[i].setup_error),
+				         "fork failed");
+				continue;
+			}
+			if (pid == 0)
+				run_row(i);
+			pids[running] = pid;
+			which[running] = i;
+			running++;
+		}
+		if (running == 0)
+			break;
+		int st = 0;
+		pid_t p = waitpid(-1, &st, 0);
+		if (p < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (size_t s = 0; s < running; s++) {
+			if (pids[s] != p)
+				continue;
+			results[which[s]].worker_status = st;
+			pids[s] = pids[running - 1];
+			which[s] = which[running - 1];
+			running--;
+			break;
+		}
+	}
+}
+
+/* ---- assertions --------------------------------------------------------------------- */
+
+/* true when row I passed; otherwise WHY says what went wrong. */
+static bool evaluate(size_t i, char *why, size_t len)
+{
+	const struct row *w = &rows[i];
+	const struct result *r = &results[i];
+	bool implicit = strcmp(w->mode, "implicit") == 0;
+
+	why[0] = '\0';
+	if (WIFSIGNALED(r->worker_status))
+		snprintf(why, len, "the worker died of signal %d (%s)", WTERMSIG(r->worker_status),
+		         WTERMSIG(r->worker_status) == SIGALRM ? "hang" : "crash");
+	else if (r->setup_error[0] != '\0')
+		snprintf(why, len, "setup: %s", r->setup_error);
+	else if (!r->done)
+		snprintf(why, len, "the worker did not finish (status %d)", r->worker_status);
+	else if (r->pam_rc != w->want)
+		snprintf(why, len, "PAM %s, want %s", pam_name(r->pam_rc), pam_name(w->want));
+	else if (r->secret_before_tls[0] != '\0')
+		snprintf(why, len, "credential \"%s\" received before TLS", r->secret_before_tls);
+	else if (r->command_before_tls[0] != '\0')
+		snprintf(why, len, "\"%s\" command received before TLS", r->command_before_tls);
+	else if ((w->flags & NO_LOGIN) && r->secret_anywhere[0] != '\0')
+		snprintf(why, len, "credential \"%s\" sent to a server that must not get it",
+		         r->secret_anywhere);
+	else if (r->prompts != 1)
+		snprintf(why, len, "%d prompts, want 1", r->prompts);
+	else if (r->elapsed_ms > MAX_MS)
+		snprintf(why, len, "took %ld ms, the deadline is %d s", r->elapsed_ms, TIMEOUT_S);
+	else if ((w->flags & SLOW) && r->elapsed_ms < SLOW_MIN_MS)
+		snprintf(why, len, "gave up after %ld ms, before the deadline", r->elapsed_ms);
+	else if ((w->flags & HS_FAIL) && r->status != 4)
+		snprintf(why, len, "fake server status %d, want 4 (handshake failed)", r->status);
+	else if ((w->flags & HS_FAIL) && implicit && r->n_chunks != 0)
+		snprintf(why, len, "application data reached a server whose handshake failed");
+	else if ((w->flags & HS_FAIL) && r->tls_len != 0)
+		snprintf(why, len, "data sent over an unverified TLS session");
+	else if (r->status != 0 && r->status != 4)
+		snprintf(why, len, "fake server status %d (1: the client broke a protocol rule, "
+		         "2: hard timeout, 3: internal error, -1: killed)", r->status);
+	return why[0] == '\0';
+}
+
+START_TEST(test_row)
+{
+	char why[256], label[160];
+	size_t i = (size_t)_i;
+	row_label(&rows[i], label, sizeof(label));
+	bool ok = evaluate(i, why, sizeof(why));
+	if (!ok || getenv("MA_FAKE_VERBOSE") != NULL)
+		fprintf(stderr, "---- %s: PAM %s in %ld ms, server status %d%s%s\n%s----\n", label,
+		        pam_name(results[i].pam_rc), results[i].elapsed_ms, results[i].status,
+		        ok ? "" : ": ", why, results[i].transcript);
+	ck_assert_msg(ok, "%s: %s", label, why);
+}
+END_TEST
+
+static void print_table(void)
+{
+	char why[256], label[160];
+	fprintf(stderr, "%-58s %-17s %-17s %6s %s\n", "row", "want", "got", "ms", "");
+	for (size_t i = 0; i < N_ROWS; i++) {
+		row_label(&rows[i], label, sizeof(label));
+		bool ok = evaluate(i, why, sizeof(why));
+		fprintf(stderr, "%-58s %-17s %-17s %6ld %s%s\n", label, pam_name(rows[i].want),
+		        pam_name(results[i].pam_rc), results[i].elapsed_ms, ok ? "ok" : "FAIL: ",
+		        why);
+	}
+}
+
+static Suite *hostile_pam_suite(void)
+{
+	Suite *s = suite_create("hostile_pam");
+	TCase *tc = tcase_create("rows");
+	tcase_add_loop_test(tc, test_row, 0, (int)N_ROWS);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	char root[PATH_MAX], so[PATH_MAX + 32];
+	if (fake_certs_setup() == NULL) {
+		fprintf(stderr, "test_hostile_pam: no test certificates (set MA_TEST_CERTS)\n");
+		return EXIT_FAILURE;
+	}
+	if (fake_root(root, sizeof(root)) != 0) {
+		fprintf(stderr, "test_hostile_pam: cannot find the repository root\n");
+		return EXIT_FAILURE;
+	}
+	snprintf(so, sizeof(so), "%s/pam_mailauth.so", root);
+	if (realpath(so, module_path) == NULL) {
+		fprintf(stderr, "test_hostile_pam: %s: %s\n", so, strerror(errno));
+		return EXIT_FAILURE;
+	}
+	results = mmap(NULL, sizeof(struct result) * N_ROWS, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (results == MAP_FAILED) {
+		perror("test_hostile_pam: mmap");
+		return EXIT_FAILURE;
+	}
+	long t0 = fake_now_ms();
+	run_all();
+	long total = fake_now_ms() - t0;
+
+	int rc = ma_unit_run(hostile_pam_suite());
+	if (rc != EXIT_SUCCESS || getenv("MA_FAKE_VERBOSE") != NULL) {
+		print_table();
+		fprintf(stderr, "%zu rows in %ld ms\n", N_ROWS, total);
+	}
+	return rc;
+}
