@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -36,7 +37,7 @@ SPAWN = os.path.join(ROOT, "bench", "spawn")
 SINK = os.path.join(ROOT, "bench", "smtpsink.py")
 
 SAMPLES = int(ENV.get("BENCH_SAMPLES", "50"))
-PROXY_SAMPLES = int(ENV.get("BENCH_PROXY_SAMPLES", "10"))
+PROXY_SAMPLES = int(ENV.get("BENCH_PROXY_SAMPLES", "8"))
 DELAY_MS = float(ENV.get("BENCH_DELAY_MS", "25"))
 RTT_MS = 2 * DELAY_MS
 CONCURRENCY = [int(x) for x in ENV.get("BENCH_CONCURRENCY", "1,8,32").split(",")]
@@ -103,7 +104,7 @@ SHORT = {
     "py-loop": "Python in-process",
 }
 PROXY_CLIENTS = ["tool", "pam", "pam-plain", "curl", "py-proc", "py-loop"]
-TPUT_CLIENTS = ["tool", "pam", "curl", "py-loop"]
+TPUT_CLIENTS = ["tool", "pam", "pam-plain", "curl", "py-loop"]
 
 
 def write_private(path, text):
@@ -262,6 +263,9 @@ class Cell:
 def measure(client, path, via, n, concurrency=1):
     """n logins by client on path (via None: directly; "proxy", "proxy0": through the
     delaying / the zero-delay proxy)."""
+    if not os.path.isdir(WORK):
+        sys.exit("bench: %s has disappeared (did a `make check` remove tests/tmp?); "
+                 "run again, with BENCH_TMP elsewhere" % WORK)
     kind = CLIENTS[client][1]
     cell = Cell()
     if kind == "proc":
@@ -481,7 +485,8 @@ def run_bench(ps, stats_file):
     for p in ps:
         for c in TPUT_CLIENTS:
             for conc in CONCURRENCY:
-                plan.append((p, c, "c%d" % conc, max(TPUT_LOGINS, 4 * conc), conc))
+                if conc > 1:        # 1: the loopback cell is that measurement
+                    plan.append((p, c, "c%d" % conc, max(TPUT_LOGINS, 4 * conc), conc))
     log("== %d measurements: %d logins per loopback cell, %d through the proxy "
         "(%g ms each way, RTT %g ms), throughput at %s concurrent"
         % (len(plan), SAMPLES, PROXY_SAMPLES, DELAY_MS, RTT_MS,
@@ -501,6 +506,11 @@ def run_bench(ps, stats_file):
         log("[%3d/%d] %-17s %-18s %-8s %4d logins: %s, CPU %s ms/login (%.1f s)%s"
             % (i, len(plan), p.key, SHORT[c], setting, n, what, fmt(cell.cpu_ms, 2),
                time.perf_counter() - t0, "  ** " + note if note else ""))
+    if 1 in CONCURRENCY:
+        for p in ps:
+            for c in TPUT_CLIENTS:
+                if (p.key, c, "loopback") in results:
+                    results[(p.key, c, "c1")] = results[(p.key, c, "loopback")]
     return results
 
 
@@ -546,8 +556,13 @@ def render(ps, results, elapsed, load0, load1):
     out.append("- CPU = user+sys per login of the client only (per-process clients: the "
                "whole child incl. exec and start-up, from wait4; in-process: getrusage "
                "delta over the measured logins); peak RSS = ru_maxrss of that process")
-    out.append("- throughput: logins/s with 1/8/32 concurrent logins: threads of one "
-               "process for in-process clients, parallel processes for the others")
+    out.append("- throughput: logins/s with %s concurrent logins (%d, or 4 per thread): threads "
+               "of one process for in-process clients, parallel processes for the others; @1 is "
+               "the loopback latency cell run back to back" % (
+                   "/".join(map(str, CONCURRENCY)), TPUT_LOGINS))
+    out.append("- the proxy ACKs at once (TCP_QUICKACK), so no delayed-ACK/Nagle stall "
+               "happens through it; direct loopback figures keep whatever stalls the "
+               "endpoints cause each other")
     out.append("- all logins are successful ones (user %s); only the client differs" % USER)
     for p in ps:
         out.append("")
@@ -584,7 +599,8 @@ def render(ps, results, elapsed, load0, load1):
 
     # Round trips, one table.
     out.append("")
-    out.append("## Round trips per login (RTT %g ms; (proxy - loopback) / RTT)" % RTT_MS)
+    out.append("## Round trips per login (RTT %g ms; (proxy at %g ms - proxy at 0 ms) / RTT)"
+               % (RTT_MS, DELAY_MS))
     out.append("")
     header = ["client"] + ["%s%s" % ("Postfix " if p.server == "postfix" else "", p.key.replace("pf-", ""))
                            for p in ps]
@@ -656,7 +672,6 @@ def parse_callgrind(path):
     ob = fn = None
     in_call = False
     call_target = None
-    cob = None
     total = 0
 
     def name(kind, val):
@@ -693,8 +708,8 @@ def parse_callgrind(path):
             elif key == "fn":
                 fn = name("fn", val)
             elif key == "cob":
-                cob = name("ob", val)
-            elif key == "cfn" or key == "cfi" or key == "cfl":
+                name("ob", val)
+            elif key in ("cfn", "cfi", "cfl"):
                 if key == "cfn":
                     call_target = name("fn", val)
                 else:
@@ -709,7 +724,6 @@ def parse_callgrind(path):
     incl = collections.Counter()
     for f_ in set(by_fn_self) | set(incl_calls):
         incl[f_] = by_fn_self[f_] + incl_calls[f_]
-    del cob
     return total, self_cost, incl
 
 
@@ -891,6 +905,9 @@ def profile():
 
 
 def main():
+    # SIGTERM (run.sh interrupted) unwinds like an exception, so that the proxies and
+    # the relay sink started here are stopped by the finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cmd = sys.argv[1] if len(sys.argv) > 1 else "bench"
     if cmd == "bench":
         return bench()

@@ -72,8 +72,17 @@ stop_servers() {
 	fi
 	"$root/tests/real/dovecot.sh" stop "$dv_dir" "$base" >/dev/null 2>&1 || true
 }
+child=
+interrupted() {
+	if [ -n "$child" ]; then
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	echo "interrupted" >&2
+	exit 130
+}
 trap stop_servers EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
+trap interrupted INT TERM
 
 echo "== servers: Dovecot on 127.0.0.1:$base..$((base + 3))$([ $use_postfix = 1 ] && echo ", Postfix on $pf_base, $((pf_base + 1))") (logs in ${BENCH_TMP#"$root"/})"
 "$root/tests/lib/certs.sh" "$MA_TEST_CERTS"
@@ -152,4 +161,5 @@ export BENCH_USER=alice BENCH_PASSWORD=$MA_PW_ALICE
 
 # In the background, so that an interrupt reaches the traps at once.
 "$PY" "$root/bench/bench.py" "$cmd" &
-wait $!
+child=$!
+wait "$child"

@@ -502,6 +502,16 @@ static enum ma_err authenticate(struct imap *im)
 	return rc;
 }
 
+/* RFC 9051 6.1.3 LOGOUT, sent without waiting for its answer: the verdict
+ * is known, and whatever the server still says changes nothing. */
+static void logout(struct imap *im)
+{
+	char line[32];
+	snprintf(im->tag, sizeof(im->tag), "a%u", ++im->tagno);
+	int n = snprintf(line, sizeof(line), "%s LOGOUT\r\n", im->tag);
+	(void)ma_session_send_last(im->s, line, (size_t)n, NULL);
+}
+
 enum ma_err ma_imap_session(struct ma_session *s)
 {
 	struct imap im = { .s = s };
@@ -527,7 +537,7 @@ enum ma_err ma_imap_session(struct ma_session *s)
 	}
 	/* Say goodbye without waiting for the answer: the verdict is known. */
 	if (rc == MA_OK || rc == MA_AUTH_FAILED || rc == MA_NO_MECH)
-		(void)command(&im, "LOGOUT");
+		logout(&im);
 out:
 	return rc;
 }

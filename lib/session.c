@@ -22,8 +22,24 @@ enum ma_err ma_session_fail(struct ma_session *s, enum ma_err err, const char *w
 	return err;
 }
 
+/*
+ * Neither protocol lets the server speak before our command: IMAP answers
+ * what we send (we never pipeline), and SMTP without PIPELINING (RFC 2920)
+ * replies once per command (RFC 5321 4.3.1).  A reply that is already there
+ * would be read as the answer to the command we are about to send, e.g. an
+ * "OK" for an AUTHENTICATE the server has not seen: a protocol error.
+ */
 enum ma_err ma_session_send(struct ma_session *s, const char *line, size_t len,
                             const char *shown)
+{
+	if (ma_stream_unsolicited(s->stream))
+		return ma_session_fail(s, MA_PROTOCOL, "server sent data before our command",
+		                       NULL, 0);
+	return ma_session_send_last(s, line, len, shown);
+}
+
+enum ma_err ma_session_send_last(struct ma_session *s, const char *line, size_t len,
+                                 const char *shown)
 {
 	char esc[300];
 	ma_debug(s->log, "C: %s", shown != NULL ? shown

@@ -54,9 +54,16 @@ enum ma_err ma_session_fail(struct ma_session *s, enum ma_err err, const char *w
                             const char *detail, size_t dlen);
 
 /* Send LEN bytes of LINE (CRLF included); the debug log shows SHOWN when
- * given (a redaction), else the line itself, escaped. */
+ * given (a redaction), else the line itself, escaped.  Fails with
+ * MA_PROTOCOL, sending nothing, when the server has already sent something
+ * we have not read (a reply before the command). */
 enum ma_err ma_session_send(struct ma_session *s, const char *line, size_t len,
                             const char *shown);
+
+/* The same without that check, for LOGOUT / QUIT whose answer is never
+ * read and whose failure changes nothing. */
+enum ma_err ma_session_send_last(struct ma_session *s, const char *line, size_t len,
+                                 const char *shown);
 
 /* Send "HEAD SP SECRET CRLF" (or "SECRET CRLF" when HEAD is NULL), logged as
  * "HEAD <redacted>"; the line buffer is wiped.  Lines longer than MAX_LINE

@@ -598,6 +598,6 @@ out:
 	 * "221" is not awaited.  Only at a command boundary: never in the
 	 * middle of a reply, an exchange or a failed STARTTLS. */
 	if (sm.idle)
-		(void)command(&sm, "QUIT");
+		(void)ma_session_send_last(s, "QUIT\r\n", 6, NULL);
 	return rc;
 }

@@ -175,6 +175,16 @@ enum ma_err ma_stream_write(struct ma_stream *s, const void *buf, size_t len)
 	return MA_OK;
 }
 
+bool ma_stream_unsolicited(struct ma_stream *s)
+{
+	if (s->end > s->start)
+		return true;
+	if (s->tls != NULL)
+		return ma_tls_data_waiting(s->tls);
+	char c;
+	return recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 size_t ma_stream_buffered(const struct ma_stream *s)
 {
 	return s->end - s->start;

@@ -40,6 +40,10 @@ enum ma_err ma_stream_read_line(struct ma_stream *s, const char **line, size_t *
 /* Write all of BUF (plain or TLS) before the deadline. */
 enum ma_err ma_stream_write(struct ma_stream *s, const void *buf, size_t len);
 
+/* True when the server has sent something we have not read: bytes in our
+ * buffer, decrypted TLS data, or data waiting on the socket. */
+bool ma_stream_unsolicited(struct ma_stream *s);
+
 /* Bytes received but not yet consumed by read_line. */
 size_t ma_stream_buffered(const struct ma_stream *s);
 

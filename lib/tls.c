@@ -16,7 +16,9 @@
  */
 #include "tls.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <poll.h>
@@ -26,10 +28,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -272,6 +276,87 @@ static void entry_clear(struct ctx_entry *e)
 
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
 
+/*
+ * Trust anchors are read here rather than by SSL_CTX_load_verify_locations:
+ * OpenSSL opens CA files with fopen("r") and hashed directories lazily
+ * during each verification, neither close-on-exec, and a host process that
+ * forks and execs from another thread would inherit them (SPEC 7).  Every
+ * certificate of the file, or of every file in the directory, goes into
+ * the store; returns how many.
+ */
+static size_t load_ca_file(X509_STORE *store, const char *path)
+{
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		close(fd);
+		return 0;
+	}
+	BIO *bio = BIO_new_fp(f, BIO_CLOSE);
+	if (bio == NULL) {
+		fclose(f);
+		return 0;
+	}
+	STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	for (int i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *info = sk_X509_INFO_value(infos, i);
+		if (info->x509 != NULL && X509_STORE_add_cert(store, info->x509) == 1)
+			n++;
+		if (info->crl != NULL)
+			X509_STORE_add_crl(store, info->crl);
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	ERR_clear_error();     /* duplicates and non-PEM files are not errors */
+	return n;
+}
+
+static size_t load_ca_dir(X509_STORE *store, const char *dir)
+{
+	size_t n = 0;
+	DIR *d = opendir(dir);   /* glibc opens directories O_CLOEXEC */
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		if (e->d_name[0] == '.')
+			continue;
+		int len = snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (len > 0 && (size_t)len < sizeof(path))
+			n += load_ca_file(store, path);
+	}
+	closedir(d);
+	return n;
+}
+
+static size_t load_trust(X509_STORE *store, const struct ma_tls_params *p)
+{
+	size_t n = 0;
+	if (p->ca_file != NULL || p->ca_path != NULL) {
+		if (p->ca_file != NULL)
+			n += load_ca_file(store, p->ca_file);
+		if (p->ca_path != NULL)
+			n += load_ca_dir(store, p->ca_path);
+		return n;
+	}
+	/* The system store: OpenSSL's default bundle file (Debian:
+	 * /etc/ssl/certs/ca-certificates.crt), else its hashed directory. */
+	const char *file = getenv("SSL_CERT_FILE") ? getenv("SSL_CERT_FILE")
+	                                           : X509_get_default_cert_file();
+	n = load_ca_file(store, file);
+	if (n == 0) {
+		const char *dir = getenv("SSL_CERT_DIR") ? getenv("SSL_CERT_DIR")
+		                                         : X509_get_default_cert_dir();
+		n = load_ca_dir(store, dir);
+	}
+	return n;
+}
+
 static SSL_CTX *ctx_create(const struct ma_tls_params *p, char *why, size_t whylen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -286,16 +371,25 @@ static SSL_CTX *ctx_create(const struct ma_tls_params *p, char *why, size_t whyl
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
-	int ok = (p->ca_file != NULL || p->ca_path != NULL)
-		? SSL_CTX_load_verify_locations(ctx, p->ca_file, p->ca_path)
-		: SSL_CTX_set_default_verify_paths(ctx);
-	if (!ok) {
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	if (load_trust(store, p) == 0) {
 		snprintf(why, whylen, "cannot load CA certificates from %s",
 		         p->ca_file != NULL ? p->ca_file : p->ca_path != NULL ? p->ca_path : "the system store");
 		SSL_CTX_free(ctx);
 		ERR_clear_error();
 		return NULL;
 	}
+	/* OpenSSL fills each certificate's extension cache on first use, and
+	 * two handshakes sharing this context could race on it (an OpenSSL
+	 * issue seen under ThreadSanitizer): fill it now, while only this
+	 * thread can see the context. */
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (x != NULL)
+			X509_check_purpose(x, -1, 0);
+	}
+	ERR_clear_error();
 	return ctx;
 }
 
@@ -545,6 +639,20 @@ ssize_t ma_tls_read(struct ma_tls *t, void *buf, size_t len,
 		return 0;
 	*err = MA_UNAVAILABLE;
 	return -1;
+}
+
+bool ma_tls_data_waiting(struct ma_tls *t)
+{
+	char c;
+	size_t n = 0;
+	if (SSL_pending(t->ssl) > 0)
+		return true;
+	/* The socket is non-blocking: SSL_peek processes whatever records
+	 * have arrived (tickets included) and reports WANT_READ otherwise. */
+	ERR_clear_error();
+	int r = SSL_peek_ex(t->ssl, &c, 1, &n);
+	ERR_clear_error();
+	return r == 1 && n > 0;
 }
 
 enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,

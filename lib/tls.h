@@ -38,6 +38,11 @@ enum ma_err ma_tls_connect(int fd, const struct ma_tls_params *p,
 ssize_t ma_tls_read(struct ma_tls *t, void *buf, size_t len,
                     const struct ma_deadline *dl, enum ma_err *err);
 
+/* True when application data from the peer is already waiting (decrypted,
+ * or readable from the socket right now), without blocking or consuming
+ * it.  Post-handshake messages such as session tickets are not data. */
+bool ma_tls_data_waiting(struct ma_tls *t);
+
 /* Write all LEN bytes before the deadline. */
 enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,
                          const struct ma_deadline *dl);

@@ -34,10 +34,14 @@ IMAP scenarios added here (default mode in brackets; --tls overrides):
                                     client's AUTHENTICATE; the real verdict follows
   presend_ok_greeting [implicit]    greeting with capabilities plus "a1 OK Logged in"
                                     in the same write
+  presend_ok_continuation [implicit] AUTH=PLAIN without SASL-IR: "+ " and the
+                                    tagged OK in one write, before the client's
+                                    response; the real verdict follows
   bye_during_auth [implicit]        AUTHENTICATE answered "* BYE", then close
   overlong_verdict [implicit]       "<tag> OK " followed by 70 KiB
   endless_untagged_caps [implicit]  CAPABILITY answered by untagged lines forever
   endless_untagged_auth [implicit]  AUTHENTICATE answered by untagged lines forever
+  greeting_silent [implicit]        the handshake, then never a greeting
   reset_at_greeting [implicit]      TCP RST instead of the greeting (after the
                                     handshake in implicit mode)
   handshake_reset [implicit]        reads the ClientHello, then TCP RST
@@ -222,6 +226,22 @@ class PresendOkGreeting(Imap):
         self.caps_known = True
 
 
+@scenario("presend_ok_continuation", "implicit")
+class PresendOkContinuation(Imap):
+    caps_tls = "IMAP4rev1 AUTH=PLAIN"
+
+    def auth_plain(self, tag, ir):
+        if ir is not None:
+            self.c.violation("initial response without SASL-IR")
+        self.c.send("+ \r\n%s OK [CAPABILITY IMAP4rev1] Logged in\r\n" % tag)
+        response = self.read_response(tag)
+        if response is None:
+            return
+        payload = self.decode(tag, response)
+        if payload is not None:
+            self.verdict(tag, payload == b"\0" + self.user + b"\0" + self.password)
+
+
 @scenario("bye_during_auth", "implicit")
 class ByeDuringAuth(Imap):
     def verdict(self, tag, ok):
@@ -250,6 +270,12 @@ class EndlessUntaggedAuth(Imap):
     def verdict(self, tag, ok):
         flood(self.c, "* OK still thinking about it")
         raise Done("flood over")
+
+
+@scenario("greeting_silent", "implicit")
+class GreetingSilent(Imap):
+    def greet(self):
+        self.c.silent()
 
 
 @scenario("reset_at_greeting", "implicit")

@@ -7,6 +7,7 @@
 #   tests/hygiene/scanfree.so        LD_PRELOAD shim: scans freed blocks for the
 #                                    password, audits socket writes and close-on-exec
 #                                    (never built with a sanitizer: it replaces free)
+#   tests/hygiene/nocleanse.so       negative control: an OPENSSL_cleanse() that wipes nothing
 #   tests/hygiene/build/             a ThreadSanitizer build of the library and the
 #                                    module (pam_mailauth.so) and of the harness
 #                                    (harness-tsan), separate from the real objects
@@ -25,7 +26,7 @@ HYG_TSAN_FLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(WERROR) -fPIC \
                  -fvisibility=hidden -Ilib $(DEPCFLAGS) $(HYG_TSAN)
 HYG_TSAN_OBJ   = $(patsubst lib/%.c,$(HYG_BUILD)/%.o,$(LIB_SRC)) $(HYG_BUILD)/pam_mailauth.o
 
-hygiene-programs: $(HYG_DIR)/harness $(HYG_DIR)/scanfree.so \
+hygiene-programs: $(HYG_DIR)/harness $(HYG_DIR)/scanfree.so $(HYG_DIR)/nocleanse.so \
                   $(HYG_BUILD)/pam_mailauth.so $(HYG_BUILD)/harness-tsan
 
 test-programs: hygiene-programs
@@ -38,6 +39,10 @@ $(HYG_DIR)/harness: $(HYG_DIR)/harness.c $(HYG_HDR)
 $(HYG_DIR)/scanfree.so: $(HYG_DIR)/scanfree.c $(HYG_DIR)/shim.h
 	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) -U_FORTIFY_SOURCE -fPIC \
 	  -fvisibility=hidden -shared -o $@ $< -Wl,-z,relro,-z,now -ldl
+
+# Negative control only: an OPENSSL_cleanse() that does nothing.
+$(HYG_DIR)/nocleanse.so: $(HYG_DIR)/nocleanse.c
+	$(CC) -std=c11 $(OPT) $(WARN) $(WERROR) -fPIC -shared -o $@ $<
 
 $(HYG_BUILD)/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(HYG_BUILD)
@@ -56,7 +61,7 @@ $(HYG_BUILD)/harness-tsan: $(HYG_DIR)/harness.c $(HYG_HDR)
 	$(CC) $(HYG_TSAN_FLAGS) -Itests/unit -fPIE -pie -o $@ $< $(HYG_TSAN) -lpam -lpthread
 
 hygiene-clean:
-	rm -rf $(HYG_BUILD) $(HYG_DIR)/harness $(HYG_DIR)/scanfree.so
+	rm -rf $(HYG_BUILD) $(HYG_DIR)/harness $(HYG_DIR)/scanfree.so $(HYG_DIR)/nocleanse.so
 
 clean: hygiene-clean
 

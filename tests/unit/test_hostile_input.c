@@ -18,7 +18,15 @@
  *   - "dovecot": the suite's real Dovecot (users of tests/lib/common.sh),
  *     over IMAP and submission, implicit TLS and STARTTLS, every row twice:
  *     the verdict is exact and deterministic, never PAM_SUCCESS for a wrong
- *     password.
+ *     password.  Dovecot answers a wrong password only at its 0.5 s failure
+ *     tick, so these run in parallel worker processes before the suite
+ *     (MA_HOSTILE_JOBS, default 16) and the tests assert the results.
+ *
+ * Stacked tokens: tests/harness/pam_settok.so takes the token from the PAM
+ * configuration line, which can carry a CR but neither a LF nor 2 KiB
+ * (Linux-PAM reads lines of at most 1 KiB); those tokens are stacked by
+ * pam_unix.so instead, which prompts and stores PAM_AUTHTOK as it would in
+ * front of pam_mailauth in a real stack.
  *
  * Needs the runner's environment (tests/run-tests.sh: MA_TEST_CERTS,
  * MA_TEST_IMAPS_PORT, ...); without a Dovecot the "dovecot" tests FAIL.
@@ -48,6 +56,7 @@
 #include "base64.h"
 #include "config.h"
 #include "mailauth.h"
+#include "sasl.h"
 #include "unit.h"
 #include "fake.h"
 
@@ -56,6 +65,7 @@
 #define SERVER_WAIT_MS 10000
 #define FAST_MS 1000                  /* refused before connecting: no network wait */
 #define KIB 1024
+#define PW_BOB "bob pass \"quoted\" \\\\ back"   /* tests/lib/common.sh */
 
 static char tmpdir[PATH_MAX - 64];
 static char module_path[PATH_MAX];
@@ -369,7 +379,7 @@ static int more_start(struct fake_server *fs, const char *const *args)
 	close(pfd[1]);
 	fs->pid = pid;
 
-	char line[32];
+	char line[32] = "";
 	size_t got = 0;
 	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
 	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
@@ -432,6 +442,17 @@ static void fake_row(struct fake_run *r, const char *label, const char *const *s
 	if (r->o.ms > MAX_MS)
 		fake_dump_run(r);
 	ck_assert_msg(r->o.ms <= MAX_MS, "%s: took %ld ms", label, r->o.ms);
+	/* Nothing secret before TLS: implicit TLS, nothing at all; STARTTLS, no
+	 * AUTH / LOGIN command and not the password. */
+	if (strcmp(tls, "implicit") == 0) {
+		ck_assert_msg(r->fr.plain_len == 0, "%s: %zu bytes before TLS", label,
+		              r->fr.plain_len);
+	} else {
+		ck_assert_msg(!fake_plain_contains(&r->fr, "AUTH") &&
+		              !fake_plain_contains(&r->fr, "LOGIN "), "%s: AUTH before TLS", label);
+		ck_assert_msg(strlen(password) < 4 || !fake_plain_contains(&r->fr, password),
+		              "%s: the password before TLS", label);
+	}
 }
 
 static void expect_pam(const struct fake_run *r, int want)
@@ -787,6 +808,47 @@ START_TEST(library_boundaries)
 	free(u255);
 	free(u256);
 	ma_config_free(&cfg);
+}
+END_TEST
+
+/* SCRAM without SASLprep: start() refuses what SASLprep could change
+ * (non-ASCII, invalid UTF-8, control characters) with MA_NO_MECH, so that
+ * the engine moves on to PLAIN, which carries the bytes as they are. */
+START_TEST(library_scram_refuses)
+{
+	static const char *const refused[] = {
+		"s\xc3\xa9" "cret", "bad\xff\xfe", "pw\r\nlf", "pw\x01x", "tab\tpw", "\x7f",
+	};
+	static const struct ma_mech_ops *const scram[] = {
+		&ma_mech_scram_sha_256, &ma_mech_scram_sha_1,
+	};
+	char shown[64];
+	for (size_t m = 0; m < 2; m++) {
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			struct ma_sasl_creds c = { .authcid = "alice", .password = refused[i],
+			                           .password_len = strlen(refused[i]) };
+			void *state = NULL;
+			enum ma_err rc = scram[m]->start(&c, &state);
+			if (rc == MA_OK)
+				scram[m]->free(state);
+			ck_assert_msg(rc == MA_NO_MECH, "%s with password \"%s\": %s", scram[m]->name,
+			              show(refused[i], shown, sizeof(shown)), ma_err_name(rc));
+		}
+		/* A non-ASCII user name too. */
+		struct ma_sasl_creds u = { .authcid = "\xc3\xa5lice", .password = "Plain-Ascii-1",
+		                           .password_len = 13 };
+		void *state = NULL;
+		enum ma_err rc = scram[m]->start(&u, &state);
+		if (rc == MA_OK)
+			scram[m]->free(state);
+		ck_assert_int_eq(rc, MA_NO_MECH);
+		/* Printable ASCII with spaces, quotes, backslashes is fine. */
+		struct ma_sasl_creds ok = { .authcid = "alice", .password = PW_BOB,
+		                            .password_len = strlen(PW_BOB) };
+		rc = scram[m]->start(&ok, &state);
+		ck_assert_int_eq(rc, MA_OK);
+		scram[m]->free(state);
+	}
 }
 END_TEST
 
@@ -1162,8 +1224,6 @@ END_TEST
 /* The real Dovecot                                                         */
 /* ======================================================================== */
 
-#define PW_BOB "bob pass \"quoted\" \\\\ back"
-
 static const struct {
 	const char *user;
 	const char *password;      /* NULL: 1024 bytes */
@@ -1427,6 +1487,7 @@ static Suite *hostile_input_suite(void)
 	tcase_add_test(tc, use_first_pass_without_token);
 	tcase_add_test(tc, stacked_token_too_long);
 	tcase_add_test(tc, library_boundaries);
+	tcase_add_test(tc, library_scram_refuses);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fake");

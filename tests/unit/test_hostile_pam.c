@@ -16,7 +16,11 @@
  *     silent and dripping servers (the deadline, not a shortcut);
  *   - the server saw no rule broken (fake server exit status 0, or 4 when its
  *     handshake failed; rows with a bad certificate or an old TLS version
- *     must end in 4 with no application data).
+ *     must end in 4 with no application data);
+ *   - exactly one password prompt.
+ * The rows whose server answers before the command was sent (presend_*,
+ * 235-before-*) use the wrong password: a client that takes the early
+ * "OK" / "235" as the verdict turns it into PAM_SUCCESS.
  *
  * The rows run in parallel worker processes before the check suite (a
  * silent row costs the full 3 s); each check test then asserts one row.
@@ -152,6 +156,7 @@ static const struct row rows[] = {
 	IMAP("presend_ok", "implicit", UNAVAIL, WRONG_PW),
 	IMAP("presend_ok", "starttls", UNAVAIL, WRONG_PW),
 	IMAP("presend_ok_greeting", "implicit", UNAVAIL, WRONG_PW),
+	IMAP("presend_ok_continuation", "implicit", UNAVAIL, WRONG_PW),
 	/* Temporary failures. */
 	IMAP("unavailable", "implicit", UNAVAIL, 0),
 	IMAP("unavailable", "starttls", UNAVAIL, 0),
@@ -165,6 +170,7 @@ static const struct row rows[] = {
 	IMAP("endless_untagged_auth", "implicit", UNAVAIL, 0),
 	/* Silent, dripping, resetting: greeting. */
 	IMAP("silent", "starttls", UNAVAIL, SLOW | NO_LOGIN),
+	IMAP("greeting_silent", "implicit", UNAVAIL, SLOW | NO_LOGIN),
 	IMAP("drip", "implicit", UNAVAIL, SLOW | NO_LOGIN),
 	IMAP("drip", "starttls", UNAVAIL, SLOW | NO_LOGIN),
 	IMAP("reset_at_greeting", "implicit", UNAVAIL, NO_LOGIN),
@@ -255,6 +261,10 @@ static const struct row rows[] = {
 	SMTP("235-before-auth", "starttls", UNAVAIL, WRONG_PW,
 	     UP_S "expect EHLO \n"
 	     "send 250-fake.test\\r\\n250 AUTH PLAIN\\r\\n235 2.7.0 Authentication successful\n"),
+	SMTP("235-before-password", "implicit", UNAVAIL, WRONG_PW,
+	     UP_I EHLO_TLS("250 AUTH LOGIN")
+	     "expect= AUTH LOGIN\n"
+	     "send 334 VXNlcm5hbWU6\\r\\n334 UGFzc3dvcmQ6\\r\\n235 2.7.0 Authentication successful\n"),
 	/* Temporary failures, unexpected answers to AUTH. */
 	SMTP("auth-454", "starttls", UNAVAIL, 0,
 	     UP_S EHLO_TLS("250 AUTH PLAIN")
@@ -483,7 +493,7 @@ static int more_start(struct fake_server *fs, const char *const *args)
 	close(pfd[1]);
 	fs->pid = pid;
 
-	char line[32];
+	char line[32] = "";
 	size_t got = 0;
 	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
 	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {

@@ -404,6 +404,24 @@ START_TEST(changed_ca_file_is_read_again)
 }
 END_TEST
 
+START_TEST(system_store_by_default)
+{
+	/* No ca_file: the system store, found the way OpenSSL finds it
+	 * (SSL_CERT_FILE overrides the default bundle path). */
+	char ca[PATH_MAX];
+	bool resumed;
+	snprintf(ca, sizeof(ca), "%s/ca.pem", getenv("MA_TEST_CERTS"));
+	setenv("SSL_CERT_FILE", ca, 1);
+	ck_assert_int_eq(dovecot_login("timeout = 5\nserver d { host = \"127.0.0.1\" port = @PORT@ }\n",
+	                               &resumed), MA_OK);
+	snprintf(ca, sizeof(ca), "%s/ca2.pem", getenv("MA_TEST_CERTS"));
+	setenv("SSL_CERT_FILE", ca, 1);
+	ck_assert_int_eq(dovecot_login("timeout = 5\nserver d { host = \"127.0.0.1\" port = @PORT@ }\n",
+	                               &resumed), MA_TLS);
+	unsetenv("SSL_CERT_FILE");
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
 	Suite *s = suite_create("transport");
@@ -420,6 +438,7 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, descriptors_are_cloexec);
 	tcase_add_test(tc, sessions_resume_for_the_same_name_only);
 	tcase_add_test(tc, changed_ca_file_is_read_again);
+	tcase_add_test(tc, system_store_by_default);
 	suite_add_tcase(s, tc);
 	return s;
 }
