@@ -88,7 +88,10 @@ class PamConv(ctypes.Structure):
     _fields_ = [("conv", CONV_FUNC), ("appdata_ptr", ctypes.c_void_p)]
 
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The conversation's answers are freed by libpam with free(): allocate them
+# with the process's malloc as the dynamic linker resolves it (CDLL(None)),
+# which is the sanitizer's when `make asan` preloads libasan, not libc's own.
+libc = ctypes.CDLL(None, use_errno=True)
 libc.calloc.restype = ctypes.c_void_p
 libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
 libc.strdup.restype = ctypes.c_void_p
