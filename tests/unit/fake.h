@@ -163,12 +163,15 @@ static inline long fake_now_ms(void)
 }
 
 /*
- * Start the server for SCENARIO with EXTRA arguments (NULL-terminated, may be
- * NULL), e.g. { "--tls", "starttls", "--cert", "expired", NULL }.  On success
- * returns 0 and fs->port is listening; it serves one connection.
+ * Run tests/fake/SCRIPT with LEAD arguments first (a sub-command, the
+ * scenario...; NULL-terminated, may be NULL), then --certs, --record and
+ * --transcript, then EXTRA (NULL-terminated, may be NULL).  On success
+ * returns 0 and fs->port is listening; the server serves one connection.
+ * Every fake server (fakeserver.py, fake_smtp.py, fake_more.py) goes
+ * through here.
  */
-static inline int fake_start(struct fake_server *fs, const char *scenario,
-                             const char *const *extra)
+static inline int fake_spawn(struct fake_server *fs, const char *script_name,
+                             const char *const *lead, const char *const *extra)
 {
 	char root[PATH_MAX], script[PATH_MAX];
 	const char *certs = getenv("MA_TEST_CERTS");
@@ -178,7 +181,7 @@ static inline int fake_start(struct fake_server *fs, const char *scenario,
 	fs->pid = -1;
 	if (certs == NULL || fake_root(root, sizeof(root)) != 0)
 		return -1;
-	int n = snprintf(script, sizeof(script), "%s/tests/fake/fakeserver.py", root);
+	int n = snprintf(script, sizeof(script), "%s/tests/fake/%s", root, script_name);
 	if (n < 0 || (size_t)n >= sizeof(script))
 		return -1;
 	const char *tmpdir = getenv("TMPDIR");
@@ -193,8 +196,11 @@ static inline int fake_start(struct fake_server *fs, const char *scenario,
 	size_t ac = 0;
 	argv[ac++] = fake_python();
 	argv[ac++] = script;
-	argv[ac++] = "--scenario";
-	argv[ac++] = scenario;
+	for (size_t i = 0; lead != NULL && lead[i] != NULL; i++) {
+		if (ac + 8 >= FAKE_MAX_ARGS)
+			goto fail;
+		argv[ac++] = lead[i];
+	}
 	argv[ac++] = "--certs";
 	argv[ac++] = certs;
 	argv[ac++] = "--record";
@@ -203,19 +209,19 @@ static inline int fake_start(struct fake_server *fs, const char *scenario,
 	argv[ac++] = fs->transcript;
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
 		if (ac + 1 >= FAKE_MAX_ARGS)
-			return -1;
+			goto fail;
 		argv[ac++] = extra[i];
 	}
 	argv[ac] = NULL;
 
 	if (pipe2(pfd, O_CLOEXEC) != 0)
-		return -1;
+		goto fail;
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
-		return -1;
+		goto fail;
 	}
 	if (pid == 0) {
 		/* Die with the test, even when it dies on a failed assertion. */
@@ -231,7 +237,7 @@ static inline int fake_start(struct fake_server *fs, const char *scenario,
 	fs->pid = pid;
 
 	/* The first line on its stdout is the port. */
-	char line[32];
+	char line[32] = "";
 	size_t got = 0;
 	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
 	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
@@ -249,14 +255,30 @@ static inline int fake_start(struct fake_server *fs, const char *scenario,
 	char *endp = NULL;
 	unsigned long port = strtoul(line, &endp, 10);
 	if (endp == line || *endp != '\n' || port == 0 || port > 65535) {
-		fprintf(stderr, "fake: %s did not print a port (got \"%s\")\n", scenario, line);
+		fprintf(stderr, "fake: %s did not print a port (got \"%s\")\n", script_name, line);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		fs->pid = -1;
-		return -1;
+		goto fail;
 	}
 	fs->port = (unsigned)port;
 	return 0;
+fail:
+	unlink(fs->record);
+	unlink(fs->transcript);
+	rmdir(fs->dir);
+	return -1;
+}
+
+/*
+ * Start fakeserver.py's SCENARIO with EXTRA arguments (NULL-terminated, may
+ * be NULL), e.g. { "--tls", "starttls", "--cert", "expired", NULL }.
+ */
+static inline int fake_start(struct fake_server *fs, const char *scenario,
+                             const char *const *extra)
+{
+	const char *lead[] = { "--scenario", scenario, NULL };
+	return fake_spawn(fs, "fakeserver.py", lead, extra);
 }
 
 /* Wait up to TIMEOUT_MS for the server to exit, then kill it.  Exit status,

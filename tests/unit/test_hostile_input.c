@@ -318,92 +318,10 @@ static void teardown(void)
 
 /* ---- the fake servers ---- */
 
-/* fake.h's fake_start() for tests/fake/fake_more.py (ARGS after the script
- * name; "smtp" first for the SMTP server). */
+/* tests/fake/fake_more.py with ARGS ("smtp" first for the SMTP server). */
 static int more_start(struct fake_server *fs, const char *const *args)
 {
-	char root[PATH_MAX], script[PATH_MAX];
-	const char *certs = getenv("MA_TEST_CERTS");
-	int pfd[2] = { -1, -1 };
-
-	memset(fs, 0, sizeof(*fs));
-	fs->pid = -1;
-	if (certs == NULL || fake_root(root, sizeof(root)) != 0)
-		return -1;
-	int n = snprintf(script, sizeof(script), "%s/tests/fake/fake_more.py", root);
-	if (n < 0 || (size_t)n >= sizeof(script))
-		return -1;
-	const char *t = getenv("TMPDIR");
-	n = snprintf(fs->dir, sizeof(fs->dir), "%s/ma-hostile.XXXXXX",
-	             t != NULL && *t != '\0' ? t : "/tmp");
-	if (n < 0 || (size_t)n >= sizeof(fs->dir) || mkdtemp(fs->dir) == NULL)
-		return -1;
-	snprintf(fs->record, sizeof(fs->record), "%s/record.json", fs->dir);
-	snprintf(fs->transcript, sizeof(fs->transcript), "%s/transcript.txt", fs->dir);
-
-	const char *argv[FAKE_MAX_ARGS];
-	size_t ac = 0;
-	argv[ac++] = fake_python();
-	argv[ac++] = script;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		if (ac + 8 >= FAKE_MAX_ARGS)
-			return -1;
-		argv[ac++] = args[i];
-	}
-	argv[ac++] = "--certs";
-	argv[ac++] = certs;
-	argv[ac++] = "--record";
-	argv[ac++] = fs->record;
-	argv[ac++] = "--transcript";
-	argv[ac++] = fs->transcript;
-	argv[ac] = NULL;
-
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		return -1;
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(126);
-		if (dup2(pfd[1], STDOUT_FILENO) < 0)
-			_exit(126);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	fs->pid = pid;
-
-	char line[32] = "";
-	size_t got = 0;
-	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
-	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
-		long left = end - fake_now_ms();
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t r = read(pfd[0], line + got, sizeof(line) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(pfd[0]);
-	line[got] = '\0';
-	char *endp = NULL;
-	unsigned long port = strtoul(line, &endp, 10);
-	if (endp == line || *endp != '\n' || port == 0 || port > 65535) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		fs->pid = -1;
-		return -1;
-	}
-	fs->port = (unsigned)port;
-	return 0;
+	return fake_spawn(fs, "fake_more.py", args, NULL);
 }
 
 struct fake_run {

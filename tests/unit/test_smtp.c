@@ -379,90 +379,12 @@ static void dump(const struct run *r)
 	fake_dump(r->label, &r->fr);
 }
 
-/*
- * fake.h's fake_start() runs fakeserver.py (IMAP); this is the same for
- * fake_smtp.py, with the script as an argument.  Fills FS like fake_start so
- * that fake_finish() and the record helpers of fake.h apply.
- */
+/* fake_smtp.py playing SCRIPT, for the test user and password. */
 static int smtp_start(struct fake_server *fs, const char *label, const char *script)
 {
-	char root[PATH_MAX], prog[PATH_MAX];
-	const char *certs = getenv("MA_TEST_CERTS");
-	int pfd[2] = { -1, -1 };
-
-	memset(fs, 0, sizeof(*fs));
-	fs->pid = -1;
-	if (certs == NULL || fake_root(root, sizeof(root)) != 0)
-		return -1;
-	int n = snprintf(prog, sizeof(prog), "%s/tests/fake/fake_smtp.py", root);
-	if (n < 0 || (size_t)n >= sizeof(prog))
-		return -1;
-	const char *tmpdir = getenv("TMPDIR");
-	n = snprintf(fs->dir, sizeof(fs->dir), "%s/ma-fake-smtp.XXXXXX",
-	             tmpdir != NULL && *tmpdir != '\0' ? tmpdir : "/tmp");
-	if (n < 0 || (size_t)n >= sizeof(fs->dir) || mkdtemp(fs->dir) == NULL)
-		return -1;
-	snprintf(fs->record, sizeof(fs->record), "%s/record.json", fs->dir);
-	snprintf(fs->transcript, sizeof(fs->transcript), "%s/transcript.txt", fs->dir);
-
-	const char *argv[] = {
-		fake_python(), prog, "--scenario", label, "--script", script,
-		"--certs", certs, "--record", fs->record, "--transcript", fs->transcript,
-		"--user", USER, "--password", PASS, NULL,
-	};
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		rmdir(fs->dir);
-		return -1;
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		rmdir(fs->dir);
-		return -1;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(126);
-		if (dup2(pfd[1], STDOUT_FILENO) < 0)
-			_exit(126);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	fs->pid = pid;
-
-	char line[32];
-	size_t got = 0;
-	long end = fake_now_ms() + FAKE_START_TIMEOUT_MS;
-	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
-		long left = end - fake_now_ms();
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		ssize_t rd = read(pfd[0], line + got, sizeof(line) - 1 - got);
-		if (rd <= 0)
-			break;
-		got += (size_t)rd;
-	}
-	close(pfd[0]);
-	line[got] = '\0';
-	char *endp = NULL;
-	unsigned long port = strtoul(line, &endp, 10);
-	if (endp == line || *endp != '\n' || port == 0 || port > 65535) {
-		fprintf(stderr, "fake_smtp: %s did not print a port (got \"%s\")\n", label, line);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		fs->pid = -1;
-		unlink(fs->record);
-		unlink(fs->transcript);
-		rmdir(fs->dir);
-		return -1;
-	}
-	fs->port = (unsigned)port;
-	return 0;
+	const char *lead[] = { "--scenario", label, "--script", script, NULL };
+	const char *extra[] = { "--user", USER, "--password", PASS, NULL };
+	return fake_spawn(fs, "fake_smtp.py", lead, extra);
 }
 
 static struct ma_config *make_config(const char *label, const char *mode, unsigned port,
