@@ -91,6 +91,35 @@ static enum ma_err load_config(pam_handle_t *pamh, const char *path, struct ma_c
 	return rc;
 }
 
+/*
+ * What both entry points need first: the user, the configuration, and the
+ * local policy (minimum_uid, require_local_user, routing), which turns away
+ * users this module will never accept before any password is asked for (a
+ * stacked pam_unix still prompts).  Returns PAM_SUCCESS, or the code to
+ * return: *user_refused says the policy refused the user.
+ */
+static int prepare(pam_handle_t *pamh, const struct options *opt, const char **user,
+                   struct ma_config **cfg, bool *user_refused)
+{
+	*user_refused = false;
+	int prc = pam_get_user(pamh, user, NULL);
+	if (prc != PAM_SUCCESS || *user == NULL || (*user)[0] == '\0')
+		return prc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
+	enum ma_err err = load_config(pamh, opt->config, cfg);
+	if (err != MA_OK)
+		return pam_code(err);
+	char why[256] = "";
+	err = ma_check_user(*cfg, *user, why, sizeof(why));
+	if (err != MA_OK) {
+		char eu[300];
+		pam_syslog(pamh, LOG_NOTICE, "user %s: %s",
+		           ma_escape(eu, sizeof(eu), *user, strlen(*user)), why);
+		*user_refused = true;
+		return pam_code(err);
+	}
+	return PAM_SUCCESS;
+}
+
 EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	int rc = PAM_SERVICE_ERR;
@@ -99,41 +128,24 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	const char *user = NULL;
 	const char *password = NULL;
 	struct ma_result res;
+	bool refused;
 
 	(void)flags;
 	if (parse_options(pamh, argc, argv, &opt) != 0)
 		goto out;
 	struct ma_log log = { .emit = emit_syslog, .arg = pamh, .debug = opt.debug };
-
-	int prc = pam_get_user(pamh, &user, NULL);
-	if (prc != PAM_SUCCESS || user == NULL || user[0] == '\0') {
-		rc = prc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
+	rc = prepare(pamh, &opt, &user, &cfg, &refused);
+	if (rc != PAM_SUCCESS)
 		goto out;
-	}
-	enum ma_err err = load_config(pamh, opt.config, &cfg);
-	if (err != MA_OK) {
-		rc = pam_code(err);
-		goto out;
-	}
-	/* Users this module will never accept are turned away before the
-	 * password is asked for (a stacked pam_unix still prompts). */
-	char why[256] = "";
-	err = ma_check_user(cfg, user, why, sizeof(why));
-	if (err != MA_OK) {
-		char eu[300];
-		pam_syslog(pamh, LOG_NOTICE, "user %s: %s",
-		           ma_escape(eu, sizeof(eu), user, strlen(user)), why);
-		rc = pam_code(err);
-		goto out;
-	}
-	prc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
+	rc = PAM_SERVICE_ERR;
+	int prc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
 	if (prc != PAM_SUCCESS || password == NULL) {
 		rc = prc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_AUTH_ERR;
 		goto out;
 	}
 	/* PAM owns the token (PAM_AUTHTOK item) and wipes it in pam_end; the
 	 * library copies nothing it does not wipe. */
-	err = ma_authenticate(cfg, user, password, &log, &res);
+	enum ma_err err = ma_authenticate(cfg, user, password, &log, &res);
 	if (err == MA_BAD_INPUT || err == MA_USER_UNKNOWN) {
 		char eu[300];
 		pam_syslog(pamh, LOG_NOTICE, "user %s: %s",
@@ -158,6 +170,7 @@ EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char 
 	struct options opt;
 	struct ma_config *cfg = NULL;
 	const char *user = NULL;
+	bool refused;
 
 	(void)flags;
 	if (parse_options(pamh, argc, argv, &opt) != 0)
@@ -166,18 +179,10 @@ EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char 
 		rc = PAM_IGNORE;
 		goto out;
 	}
-	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) {
+	/* SPEC 4: PAM_SUCCESS for a user routed to a server, else unknown. */
+	rc = prepare(pamh, &opt, &user, &cfg, &refused);
+	if (refused)
 		rc = PAM_USER_UNKNOWN;
-		goto out;
-	}
-	enum ma_err err = load_config(pamh, opt.config, &cfg);
-	if (err != MA_OK) {
-		rc = pam_code(err);
-		goto out;
-	}
-	char why[256];
-	err = ma_check_user(cfg, user, why, sizeof(why));
-	rc = err == MA_OK ? PAM_SUCCESS : PAM_USER_UNKNOWN;
 out:
 	ma_config_free(&cfg);
 	return rc;
