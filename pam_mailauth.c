@@ -134,11 +134,13 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	if (parse_options(pamh, argc, argv, &opt) != 0)
 		goto out;
 	struct ma_log log = { .emit = emit_syslog, .arg = pamh, .debug = opt.debug };
-	rc = prepare(pamh, &opt, &user, &cfg, &refused);
-	if (rc != PAM_SUCCESS)
+	/* rc stays a failure until the library's verdict is in. */
+	int prc = prepare(pamh, &opt, &user, &cfg, &refused);
+	if (prc != PAM_SUCCESS) {
+		rc = prc;
 		goto out;
-	rc = PAM_SERVICE_ERR;
-	int prc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
+	}
+	prc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
 	if (prc != PAM_SUCCESS || password == NULL) {
 		rc = prc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_AUTH_ERR;
 		goto out;

@@ -287,6 +287,8 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
 static size_t load_ca_file(X509_STORE *store, const char *path)
 {
 	size_t n = 0;
+	if (path == NULL)
+		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
@@ -318,10 +320,13 @@ static size_t load_ca_file(X509_STORE *store, const char *path)
 static size_t load_ca_dir(X509_STORE *store, const char *dir)
 {
 	size_t n = 0;
-	DIR *d = opendir(dir);   /* glibc opens directories O_CLOEXEC */
+	DIR *d = dir != NULL ? opendir(dir) : NULL;   /* glibc opens directories O_CLOEXEC */
 	if (d == NULL)
 		return 0;
 	struct dirent *e;
+	/* readdir() on a DIR of our own is thread-safe in glibc; readdir_r()
+	 * is the deprecated one (readdir(3)). */
+	// cppcheck-suppress readdirCalled
 	while ((e = readdir(d)) != NULL) {
 		char path[PATH_MAX];
 		if (e->d_name[0] == '.')
