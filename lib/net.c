@@ -183,6 +183,16 @@ static int is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
+void ma_net_quickack(int fd)
+{
+#ifdef TCP_QUICKACK
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)fd;
+#endif
+}
+
 int ma_net_is_loopback_literal(const char *host)
 {
 	struct addrinfo *res = NULL;

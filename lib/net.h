@@ -27,6 +27,15 @@ int ma_net_connect(const char *host, unsigned port, bool loopback_only,
  */
 enum ma_err ma_net_wait(int fd, short events, const struct ma_deadline *dl);
 
+/*
+ * After each read: ask the kernel to acknowledge at once.  The dialogue is
+ * strictly request/reply, and a server that writes a reply in two small
+ * segments (e.g. a TLS 1.3 ticket, then its greeting) otherwise waits for
+ * our delayed ACK (up to 40 ms on Linux) under Nagle's algorithm.
+ * TCP_QUICKACK is not sticky, hence once per read; a no-op elsewhere.
+ */
+void ma_net_quickack(int fd);
+
 /* 1 when the IPv4/IPv6 textual address HOST is a loopback literal. */
 int ma_net_is_loopback_literal(const char *host);
 

@@ -106,6 +106,7 @@ static enum ma_err fill(struct ma_stream *s)
 		ssize_t n = recv(s->fd, s->buf + s->end, room, 0);
 		if (n > 0) {
 			s->end += (size_t)n;
+			ma_net_quickack(s->fd);
 			return MA_OK;
 		}
 		if (n == 0)

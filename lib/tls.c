@@ -70,6 +70,8 @@ static int bio_read(BIO *b, char *buf, int len)
 	ssize_t n = recv(fd, buf, (size_t)len, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		BIO_set_retry_read(b);
+	else if (n > 0)
+		ma_net_quickack(fd);
 	return (int)n;
 }
 
@@ -202,10 +204,10 @@ out:
  *  - an SSL_CTX per (ca_file, ca_path, minimum version), rebuilt when a CA
  *    file or directory changes (device, inode, size, mtime) or after
  *    CTX_TTL seconds, at most CTX_CACHE of them;
- *  - per context, the last TLS session of each (verify_name, pins): it is
- *    used once and then replaced by the ticket of the new connection
- *    (RFC 8446 C.4), and it is never offered to another server name or under
- *    other CA settings, because both are part of its key.
+ *  - per context, the last TLS sessions (at most SESSIONS_PER_KEY) of each
+ *    (verify_name, pins): each is used once (RFC 8446 C.4) and replaced by
+ *    the tickets of the new connection, and none is ever offered to another
+ *    server name or under other CA settings, because both are its key.
  * A resumed session carries the peer certificate and the verification
  * result of the full handshake that created it, under the same key; pins
  * are checked again on the stored certificate.
@@ -213,6 +215,7 @@ out:
 #define CTX_CACHE 8
 #define CTX_TTL 300
 #define SESSIONS_PER_CTX 16
+#define SESSIONS_PER_KEY 2
 
 struct file_id {
 	dev_t dev;
@@ -491,10 +494,20 @@ static int session_store(struct ma_tls *t, SSL_SESSION *sess)
 		struct ctx_entry *e = &ctx_cache[i];
 		if (e->ctx != ctx)
 			continue;
-		struct cached_session *slot = NULL;
-		for (size_t k = 0; k < SESSIONS_PER_CTX && slot == NULL; k++)
-			if (e->sessions[k].sess != NULL && strcmp(e->sessions[k].key, t->session_key) == 0)
-				slot = &e->sessions[k];
+		/* Up to SESSIONS_PER_KEY per key: servers send two tickets after a
+		 * full handshake and none after a resumed one (Postfix), so keeping
+		 * both saves a full handshake every other login. */
+		struct cached_session *slot = NULL, *same = NULL;
+		size_t n_same = 0;
+		for (size_t k = 0; k < SESSIONS_PER_CTX; k++) {
+			if (e->sessions[k].sess != NULL && strcmp(e->sessions[k].key, t->session_key) == 0) {
+				n_same++;
+				if (same == NULL)
+					same = &e->sessions[k];
+			}
+		}
+		if (n_same >= SESSIONS_PER_KEY)
+			slot = same;
 		for (size_t k = 0; k < SESSIONS_PER_CTX && slot == NULL; k++)
 			if (e->sessions[k].sess == NULL)
 				slot = &e->sessions[k];

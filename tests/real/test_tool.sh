@@ -95,4 +95,33 @@ expect_exit "login -d: debug log" 0 "$MA_TOOL" login -d -c "$conf" alice <<<"$MA
 expect_out "login -d: the exchange is shown" "debug: C: a[0-9]+ AUTHENTICATE SCRAM-SHA-256"
 if grep -Fq -- "$MA_PW_ALICE" <<<"$out"; then not_ok "login -d: no password in the output" "$out"; else ok "login -d: no password in the output"; fi
 
+# The same for SMTP submission (SPEC 8): Dovecot's submission service.
+smtp=$dir/smtp.conf
+ma_write_config "$smtp" <<EOF
+timeout = 5
+ca_file = "$MA_CERTS/ca.pem"
+helo_name = "client.example.org"
+server submission  { protocol = smtp host = "localhost" port = $MA_TEST_SUBMISSION_PORT tls = starttls }
+server submissions { protocol = smtp host = "127.0.0.1" port = $MA_TEST_SUBMISSIONS_PORT tls = implicit }
+EOF
+expect_exit "smtp probe: both servers fine" 0 "$MA_TOOL" probe -c "$smtp"
+expect_out "smtp probe: EHLO keywords before STARTTLS" "capabilities before TLS: .*STARTTLS"
+expect_out "smtp probe: AUTH after TLS" "capabilities after TLS: .*AUTH"
+expect_out "smtp probe: TLS and certificate" "certificate: subject=.*"
+expect_out "smtp probe: chosen mechanism" "mechanism: SCRAM-SHA-256"
+expect_exit "smtp login: right password exits 0" 0 "$MA_TOOL" login -c "$smtp" alice <<<"$MA_PW_ALICE"
+expect_out "smtp login: accepted by the first server" "^accepted: ok \(server submission, TLSv1\.[23], SCRAM-SHA-256"
+expect_exit "smtp login: wrong password exits 1" 1 "$MA_TOOL" login -c "$smtp" alice <<<"wrong-password"
+expect_exit "smtp login -d: debug" 0 "$MA_TOOL" login -d -c "$smtp" carol <<<"$MA_PW_CAROL"
+ehlos=$(grep -cx "debug: C: EHLO client\.example\.org" <<<"$out")
+starttls_line=$(grep -n "debug: C: STARTTLS" <<<"$out" | cut -d: -f1)
+second_ehlo=$(grep -nx "debug: C: EHLO client\.example\.org" <<<"$out" | sed -n 2p | cut -d: -f1)
+if [ "$ehlos" = 2 ] && [ -n "$starttls_line" ] && [ "${second_ehlo:-0}" -gt "$starttls_line" ]; then
+	ok "smtp login -d: EHLO with the configured name, again after TLS"
+else
+	not_ok "smtp login -d: EHLO with the configured name, again after TLS" "$out"
+fi
+expect_out "smtp login -d: PLAIN fallback for a SHA512-CRYPT user" "falling back to PLAIN"
+if grep -Fq -- "$MA_PW_CAROL" <<<"$out"; then not_ok "smtp login -d: no password in the output" "$out"; else ok "smtp login -d: no password in the output"; fi
+
 ma_done
