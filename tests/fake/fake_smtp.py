@@ -49,17 +49,13 @@ import base64
 import hashlib
 import hmac
 import os
-import signal
-import socket
 import sys
 
 # Importing fakeserver must not leave tests/fake/__pycache__ in the source tree.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
-from fakeserver import (Closed, Conn, Done, HandshakeFailed, HardTimeout,  # noqa: E402
-                        make_context, EXIT_OK, EXIT_VIOLATION, EXIT_HARD_TIMEOUT,
-                        EXIT_INTERNAL, EXIT_HANDSHAKE)
+from fakeserver import Closed, Done, serve_one  # noqa: E402
 
 FLOOD_MAX_BYTES = 32 * 1024 * 1024     # a flood ends by itself after this much
 
@@ -287,59 +283,17 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
+    state = {}
 
-    def on_alarm(signum, frame):
-        raise HardTimeout()
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(args.hard_timeout)
+    def play(conn):
+        state["smtp"] = Smtp(conn, args)
+        state["smtp"].run()
 
-    conn = None
-    smtp = None
-    status = EXIT_OK
-    try:
-        ctx = make_context(args)
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", args.port))
-        lsock.listen(1)
-        sys.stdout.write("%d\n" % lsock.getsockname()[1])
-        sys.stdout.flush()
-        sock, _ = lsock.accept()
-        lsock.close()
-        conn = Conn(sock, args, ctx)
-        smtp = Smtp(conn, args)
-        conn.note("scenario %s" % args.scenario)
-        try:
-            smtp.run()
-        except Done as e:
-            conn.note("done: %s" % e)
-        except Closed as e:
-            conn.note("connection over: %s" % e)
-        except HandshakeFailed as e:
-            conn.note("TLS handshake failed: %s" % e)
-            status = EXIT_HANDSHAKE
-        smtp.check_plaintext()
-        try:
-            conn.close()
-        except (OSError, Closed):
-            pass
-    except HardTimeout:
-        if conn:
-            conn.note("hard timeout (%d s)" % args.hard_timeout)
-        sys.stderr.write("fake_smtp: hard timeout\n")
-        status = EXIT_HARD_TIMEOUT
-    except Exception as e:  # pylint: disable=broad-except
-        if conn:
-            conn.note("internal error: %r" % e)
-        sys.stderr.write("fake_smtp: internal error: %r\n" % e)
-        import traceback
-        traceback.print_exc()
-        return EXIT_INTERNAL
-    finally:
-        signal.alarm(0)
-    if conn and conn.violations:
-        return EXIT_VIOLATION
-    return status
+    def finish(conn):
+        if "smtp" in state:
+            state["smtp"].check_plaintext()
+
+    return serve_one(args, "fake_smtp", "scenario %s" % args.scenario, play, finish)
 
 
 if __name__ == "__main__":

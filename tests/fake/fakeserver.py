@@ -798,12 +798,11 @@ def parse_args(argv):
     return args
 
 
-def main(argv):
-    args = parse_args(argv)
-    mode, cls = SCENARIOS[args.scenario]
-    if args.tls:
-        mode = args.tls
-
+def serve_one(args, name, note, play, finish=None):
+    """The life of every fake server (this one, fake_smtp.py, fake_more.py):
+    listen on 127.0.0.1:args.port, print the port, serve ONE connection with
+    play(conn), then finish(conn) if given; a hard timeout bounds it all.
+    Returns the exit status (see the top of this file)."""
     def on_alarm(signum, frame):
         raise HardTimeout()
     signal.signal(signal.SIGALRM, on_alarm)
@@ -826,12 +825,12 @@ def main(argv):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Conn(sock, args, ctx)
 
-        def on_sni(sslobj, name, context):
-            conn.sni = name
+        def on_sni(sslobj, sni, context):
+            conn.sni = sni
         ctx.sni_callback = on_sni
-        conn.note("scenario %s, mode %s" % (args.scenario, mode))
+        conn.note(note)
         try:
-            cls(conn, args, mode).run()
+            play(conn)
         except Done as e:
             conn.note("done: %s" % e)
         except Closed as e:
@@ -839,6 +838,8 @@ def main(argv):
         except HandshakeFailed as e:
             conn.note("TLS handshake failed: %s" % e)
             status = EXIT_HANDSHAKE
+        if finish is not None:
+            finish(conn)
         try:
             conn.close()
         except (OSError, Closed):
@@ -846,12 +847,12 @@ def main(argv):
     except HardTimeout:
         if conn:
             conn.note("hard timeout (%d s)" % args.hard_timeout)
-        sys.stderr.write("fakeserver: hard timeout\n")
+        sys.stderr.write("%s: hard timeout\n" % name)
         status = EXIT_HARD_TIMEOUT
     except Exception as e:  # pylint: disable=broad-except
         if conn:
             conn.note("internal error: %r" % e)
-        sys.stderr.write("fakeserver: internal error: %r\n" % e)
+        sys.stderr.write("%s: internal error: %r\n" % (name, e))
         import traceback
         traceback.print_exc()
         return EXIT_INTERNAL
@@ -860,6 +861,15 @@ def main(argv):
     if conn and conn.violations:
         return EXIT_VIOLATION
     return status
+
+
+def main(argv):
+    args = parse_args(argv)
+    mode, cls = SCENARIOS[args.scenario]
+    if args.tls:
+        mode = args.tls
+    return serve_one(args, "fakeserver", "scenario %s, mode %s" % (args.scenario, mode),
+                     lambda conn: cls(conn, args, mode).run())
 
 
 if __name__ == "__main__":
