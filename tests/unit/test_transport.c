@@ -422,6 +422,19 @@ START_TEST(system_store_by_default)
 }
 END_TEST
 
+START_TEST(per_server_ca_overrides_global)
+{
+	/* SPEC 5: a server's ca_file replaces the global one, both ways. */
+	bool resumed;
+	ck_assert_int_eq(dovecot_login("timeout = 5\nca_file = \"@CERTS@/ca2.pem\"\n"
+	                               "server d { host = \"127.0.0.1\" port = @PORT@ "
+	                               "ca_file = \"@CERTS@/ca.pem\" }\n", &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login("timeout = 5\nca_file = \"@CERTS@/ca.pem\"\n"
+	                               "server d { host = \"127.0.0.1\" port = @PORT@ "
+	                               "ca_file = \"@CERTS@/ca2.pem\" }\n", &resumed), MA_TLS);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
 	Suite *s = suite_create("transport");
@@ -439,6 +452,7 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, sessions_resume_for_the_same_name_only);
 	tcase_add_test(tc, changed_ca_file_is_read_again);
 	tcase_add_test(tc, system_store_by_default);
+	tcase_add_test(tc, per_server_ca_overrides_global);
 	suite_add_tcase(s, tc);
 	return s;
 }
