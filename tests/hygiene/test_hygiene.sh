@@ -63,7 +63,7 @@ fi
 # A module built with AddressSanitizer (make asan) owns malloc: the LD_PRELOAD shim and
 # valgrind cannot run with it.
 asan=0
-if readelf -d "$MA_MODULE" 2>/dev/null | grep -q 'NEEDED.*libasan'; then
+if readelf -d "$MA_MODULE" 2>/dev/null | grep 'NEEDED.*libasan' >/dev/null; then
 	asan=1
 fi
 
@@ -193,7 +193,7 @@ harness_run signals 0 "$HARNESS" signals
 
 harness_run threads 0 "$HARNESS" threads "${HYG_THREADS:-16}" "${HYG_PER_THREAD:-8}"
 
-if nm -D "$TSAN_MODULE" 2>/dev/null | grep -q ' U __tsan_'; then
+if nm -D "$TSAN_MODULE" 2>/dev/null | grep ' U __tsan_' >/dev/null; then
 	ok "tsan: the TSan build of the module is instrumented"
 else
 	not_ok "tsan: the TSan build of the module is instrumented" "no __tsan_ references in $TSAN_MODULE"

@@ -88,7 +88,7 @@ done
 # --- conf/pam.d-webapp through the real PAM stack ------------------------------------
 
 have_pam_wrapper() {
-	command -v pamtester >/dev/null && ldconfig -p 2>/dev/null | grep -q 'libpam_wrapper\.so'
+	command -v pamtester >/dev/null && ldconfig -p 2>/dev/null | grep 'libpam_wrapper\.so' >/dev/null
 }
 
 if [ ! -f "$MA_MODULE" ]; then
