@@ -435,6 +435,17 @@ START_TEST(per_server_ca_overrides_global)
 }
 END_TEST
 
+START_TEST(ipv6_literal)
+{
+	/* The suite's Dovecot listens on ::1 too (when loopback has IPv6, as
+	 * on the CI machine); the certificate carries IP:::1. */
+	bool resumed;
+	ck_assert_int_eq(dovecot_login("timeout = 5\nca_file = \"@CERTS@/ca.pem\"\n"
+	                               "server d { host = \"::1\" port = @PORT@ }\n", &resumed),
+	                 MA_OK);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
 	Suite *s = suite_create("transport");
@@ -453,6 +464,7 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, changed_ca_file_is_read_again);
 	tcase_add_test(tc, system_store_by_default);
 	tcase_add_test(tc, per_server_ca_overrides_global);
+	tcase_add_test(tc, ipv6_literal);
 	suite_add_tcase(s, tc);
 	return s;
 }
