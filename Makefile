@@ -74,9 +74,14 @@ tests/harness/%.so: tests/harness/%.c
 
 test-programs: all $(UNIT_BIN) $(TEST_HELPERS)
 
-# The one test command (README): unit tests, fake servers, real servers.
-check: test-programs
+# The one test command (README): installs missing test packages (as root),
+# then unit tests, fake servers, real servers.
+check: test-deps
+	$(MAKE) test-programs
 	tests/run-tests.sh
+
+test-deps:
+	tests/lib/install-deps.sh test
 
 # Needs nothing installed: demo.sh installs missing Debian packages (as
 # root), then builds.
@@ -117,7 +122,7 @@ clean:
 	  $(UNIT_BIN) $(TEST_HELPERS)
 	rm -rf tests/tmp
 
-.PHONY: all check demo asan install clean test-programs deb
+.PHONY: all check demo asan install clean test-programs test-deps deb
 
 # Targets kept next to what they build.
 -include fuzz/fuzz.mk

@@ -14,32 +14,14 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# The build dependencies come from debian/control (tests/lib/deps.sh).
-packages=$("$root/tests/lib/deps.sh" demo)
 base=${MA_DEMO_BASEPORT:-20243}
 
 say() { printf '\n== %s\n' "$*"; }
 
 # --- 1. packages -------------------------------------------------------------------
 
-missing=""
-for p in $packages; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-		missing="$missing $p"
-	fi
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "demo: missing Debian packages:$missing" >&2
-		echo "demo: install them as root:  apt-get install -y$missing" >&2
-		exit 1
-	fi
-	say "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+say "checking Debian packages"
+"$root/tests/lib/install-deps.sh" demo
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: the private Dovecot has to run as root; run the demo as root" >&2
 	exit 1
