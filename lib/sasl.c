@@ -85,11 +85,16 @@ static char *encode_response(const unsigned char *raw, size_t len, bool initial)
 	return ma_base64_encode(raw, len, NULL);
 }
 
-enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
-                             const struct ma_mech_ops *m,
-                             const struct ma_sasl_creds *c,
-                             const struct ma_log *log,
-                             enum ma_sasl_reply *last)
+/*
+ * One exchange; *server_proved (may be NULL) says whether a mechanism with
+ * proves_server completed, i.e. the server proved it knows the password,
+ * whatever its verdict was.
+ */
+static enum ma_err exchange(const struct ma_sasl_proto *proto,
+                            const struct ma_mech_ops *m,
+                            const struct ma_sasl_creds *c,
+                            const struct ma_log *log,
+                            enum ma_sasl_reply *last, bool *server_proved)
 {
 	enum ma_err rc = MA_INTERNAL;
 	void *state = NULL;
@@ -100,6 +105,8 @@ enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
 	int rounds = 0;
 
 	*last = MA_REPLY_UNSUPPORTED;
+	if (server_proved != NULL)
+		*server_proved = false;
 	rc = m->start(c, &state);
 	if (rc != MA_OK)
 		goto out;
@@ -145,6 +152,8 @@ enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
 			goto out;
 		case MA_REPLY_REJECTED:
 			rc = MA_AUTH_FAILED;
+			if (server_proved != NULL && m->proves_server)
+				*server_proved = m->finish(state) == MA_OK;
 			goto out;
 		case MA_REPLY_UNSUPPORTED:
 			rc = MA_NO_MECH;
@@ -208,6 +217,15 @@ out:
 	return rc;
 }
 
+enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,
+                             const struct ma_mech_ops *m,
+                             const struct ma_sasl_creds *c,
+                             const struct ma_log *log,
+                             enum ma_sasl_reply *last)
+{
+	return exchange(proto, m, c, log, last, NULL);
+}
+
 enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
                                  unsigned server_mechs, unsigned allowed,
                                  bool fallback, const struct ma_sasl_creds *c,
@@ -227,16 +245,23 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
 
 	for (size_t i = 0; i < n; i++) {
 		enum ma_sasl_reply last;
+		bool proved = false;
 		*used = cand[i];
-		rc = ma_sasl_exchange(proto, mech_table[cand[i]], is_plus(cand[i]) ? c : &unbound,
-		                      log, &last);
+		rc = exchange(proto, mech_table[cand[i]], is_plus(cand[i]) ? c : &unbound,
+		              log, &last, &proved);
 		ma_debug(log, "mechanism %s: %s", mech_table[cand[i]]->name, ma_err_name(rc));
 		if (rc == MA_NO_MECH)
 			continue;     /* unsupported, or unusable for these credentials */
 		/* SPEC 3: a SCRAM/CRAM rejection may come from a server whose
-		 * stored hash cannot do SCRAM; retry once with PLAIN, same session. */
-		if (rc == MA_AUTH_FAILED && fallback && may_fall_back(cand[i]) &&
-		    (server_mechs & allowed & MA_MECH_BIT(MA_MECH_PLAIN))) {
+		 * stored hash cannot do SCRAM; retry once with PLAIN, same session.
+		 * Not when SCRAM ran to its end: a server that proved it knows the
+		 * password (valid v=) and still says no has judged these very
+		 * credentials, and sending the password itself changes nothing. */
+		if (rc == MA_AUTH_FAILED && proved) {
+			ma_log(log, LOG_INFO, "%s rejected by a server that proved it knows the "
+			       "password; no PLAIN fallback", mech_table[cand[i]]->name);
+		} else if (rc == MA_AUTH_FAILED && fallback && may_fall_back(cand[i]) &&
+		           (server_mechs & allowed & MA_MECH_BIT(MA_MECH_PLAIN))) {
 			ma_log(log, LOG_INFO, "%s rejected; falling back to PLAIN once",
 			       mech_table[cand[i]]->name);
 			*used = MA_MECH_PLAIN;

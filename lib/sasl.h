@@ -38,11 +38,14 @@ struct ma_sasl_creds {
  * then moves on.  CREDS must stay valid until free().
  * finish() is asked when the server reports success: MA_OK only when the
  * mechanism is complete and, where it can, proved the server (SCRAM v=).
+ * For a mechanism with proves_server set, finish() == MA_OK means exactly
+ * that the server proved it knows the password.
  */
 struct ma_mech_ops {
 	enum ma_mech id;
 	const char *name;
 	bool client_first;               /* has an initial response */
+	bool proves_server;              /* mutual: SCRAM's server signature */
 	enum ma_err (*start)(const struct ma_sasl_creds *c, void **state);
 	enum ma_err (*step)(void *state, const unsigned char *in, size_t inlen,
 	                    unsigned char **out, size_t *outlen);

@@ -395,6 +395,15 @@ out:
 	return rc;
 }
 
+/* Is IN (a server-final-message starting "e=") exactly the error VALUE,
+ * alone or followed by extensions? */
+static bool error_is(const unsigned char *in, size_t inlen, const char *value)
+{
+	size_t n = strlen(value);
+	return inlen >= n + 2 && memcmp(in + 2, value, n) == 0 &&
+	       (inlen == n + 2 || in[n + 2] == ',');
+}
+
 /* Check server-final-message; the answer is an empty response. */
 static enum ma_err server_final(struct scram_state *st, const unsigned char *in,
                                 size_t inlen, unsigned char **out, size_t *outlen)
@@ -412,13 +421,17 @@ static enum ma_err server_final(struct scram_state *st, const unsigned char *in,
 	 *   server-error = "e=" server-error-value
 	 *   verifier     = "v=" base64  ;; base-64 encoded ServerSignature. */
 	if (inlen >= 2 && in[0] == 'e' && in[1] == '=') {
-		/* "channel-bindings-dont-match": the server saw another TLS session
-		 * than ours, i.e. someone in between.  That is not a verdict on the
-		 * password: MA_TLS ends the session, so no PLAIN fallback ever hands
-		 * the password to that channel. */
-		static const char mitm[] = "e=channel-bindings-dont-match";
-		size_t m = sizeof(mitm) - 1;
-		rc = inlen >= m && memcmp(in, mitm, m) == 0 && (inlen == m || in[m] == ',')
+		/* Two errors speak of the channel, not of the password, and end
+		 * the session as MA_TLS so that no PLAIN fallback ever hands the
+		 * password to that channel:
+		 *  - "channel-bindings-dont-match": the server saw another TLS
+		 *    session than ours, i.e. someone in between;
+		 *  - "server-does-support-channel-binding": we sent GS2 flag "y"
+		 *    (no -PLUS offered) to a server that does bind.  RFC 5802
+		 *    section 6: "the server MUST fail authentication", because
+		 *    the mechanism list the client saw was tampered with. */
+		rc = error_is(in, inlen, "channel-bindings-dont-match") ||
+		     error_is(in, inlen, "server-does-support-channel-binding")
 			? MA_TLS : MA_AUTH_FAILED;
 		goto out;
 	}
@@ -516,20 +529,24 @@ enum ma_err ma_scram_start_with_nonce(const struct ma_mech_ops *m,
 
 const struct ma_mech_ops ma_mech_scram_sha_256 = {
 	.id = MA_MECH_SCRAM_SHA_256, .name = "SCRAM-SHA-256", .client_first = true,
+	.proves_server = true,
 	.start = start_sha256, .step = scram_step, .finish = scram_finish, .free = scram_free,
 };
 
 const struct ma_mech_ops ma_mech_scram_sha_256_plus = {
 	.id = MA_MECH_SCRAM_SHA_256_PLUS, .name = "SCRAM-SHA-256-PLUS", .client_first = true,
+	.proves_server = true,
 	.start = start_sha256_plus, .step = scram_step, .finish = scram_finish, .free = scram_free,
 };
 
 const struct ma_mech_ops ma_mech_scram_sha_1 = {
 	.id = MA_MECH_SCRAM_SHA_1, .name = "SCRAM-SHA-1", .client_first = true,
+	.proves_server = true,
 	.start = start_sha1, .step = scram_step, .finish = scram_finish, .free = scram_free,
 };
 
 const struct ma_mech_ops ma_mech_scram_sha_1_plus = {
 	.id = MA_MECH_SCRAM_SHA_1_PLUS, .name = "SCRAM-SHA-1-PLUS", .client_first = true,
+	.proves_server = true,
 	.start = start_sha1_plus, .step = scram_step, .finish = scram_finish, .free = scram_free,
 };

@@ -65,6 +65,9 @@ enum misbehave {
 	MB_NO_FINAL,      /* tagged OK right after client-final: no server-final at all */
 	MB_BAD_B64,       /* server-first that is not base64 */
 	MB_EMPTY_FINAL,   /* "+ " (no v=), then OK whatever the client answers */
+	MB_NO_AFTER_V,    /* valid v=, then NO: the account is refused, not the proof */
+	MB_E_DOWNGRADE,   /* e=server-does-support-channel-binding (RFC 5802 6) */
+	MB_E_PROOF,       /* e=invalid-proof whatever the proof, then NO */
 };
 
 struct srv_conf {
@@ -435,6 +438,14 @@ static bool srv_scram(struct srv *s, const char *tag, const char *mech, const ch
 	s->seen.proof_ok = EVP_Digest(ckey, dlen, stored, &n, md, NULL) == 1 && n == dlen &&
 	                   CRYPTO_memcmp(stored, k.stored, dlen) == 0;
 
+	if (s->conf.mb == MB_E_DOWNGRADE || s->conf.mb == MB_E_PROOF) {
+		const char *e = s->conf.mb == MB_E_DOWNGRADE ? "e=server-does-support-channel-binding"
+		                                             : "e=invalid-proof";
+		b64_encode(e, strlen(e), b64, sizeof(b64));
+		if (srv_exchange(s, b64, msg, sizeof(msg), &len) == RSP_GONE)
+			return false;
+		return srv_no(s, tag, "%s", e + 2);
+	}
 	if (!s->seen.cb_match) {
 		/* server-error as the server-final challenge, then the verdict */
 		b64_encode("e=channel-bindings-dont-match", 29, b64, sizeof(b64));
@@ -461,6 +472,8 @@ static bool srv_scram(struct srv *s, const char *tag, const char *mech, const ch
 	r = srv_exchange(s, b64, msg, sizeof(msg), &len);
 	if (r == RSP_GONE)
 		return false;
+	if (s->conf.mb == MB_NO_AFTER_V)
+		return srv_no(s, tag, "account disabled");
 	/* A hostile server says OK whatever the client answered. */
 	if (s->conf.mb == MB_NONE && (r != RSP_DATA || len != 0))
 		return r == RSP_DATA ? srv_send(s, "%s BAD expected an empty response\r\n", tag)
@@ -1000,6 +1013,66 @@ START_TEST(test_wrong_password_fallback)
 }
 END_TEST
 
+/*
+ * A server that sent a valid v= has proved it knows the password, so its NO
+ * judges these very credentials (a disabled account, say): the PLAIN
+ * fallback, meant for servers whose stored hash cannot do SCRAM, would only
+ * send the password itself a second time.
+ */
+START_TEST(test_no_after_valid_signature_no_fallback)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256, .mb = MB_NO_AFTER_V };
+	struct outcome o;
+	run(&o, "NO after a valid v=", &conf, NULL, NULL, PASSWORD);
+	expect_err(&o, MA_AUTH_FAILED);
+	expect(&o, o.seen.proof_ok && o.seen.cb_match, "%s: proof or binding not verified", o.label);
+	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect(&o, !o.seen.plain_ok, "%s: the password was sent with PLAIN", o.label);
+}
+END_TEST
+
+/*
+ * Our GS2 flag "y" (we bind, the server offered no -PLUS) answered with
+ * e=server-does-support-channel-binding: RFC 5802 section 6's downgrade
+ * signal.  The channel is suspect, like a binding mismatch: MA_TLS, and no
+ * PLAIN fallback even though PLAIN is offered and the fallback is on.
+ */
+START_TEST(test_downgrade_signal_no_fallback)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .mb = MB_E_DOWNGRADE,
+	                         .auth = "AUTH=SCRAM-SHA-256 AUTH=PLAIN" };
+	struct outcome o;
+	run(&o, "e=server-does-support-channel-binding", &conf, NULL, NULL, PASSWORD);
+	expect_str(&o, "gs2 header", o.seen.gs2, "y,,");
+	expect_err(&o, MA_TLS);
+	expect(&o, o.seen.cancel, "%s: e= not answered with \"*\"", o.label);
+	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+}
+END_TEST
+
+/*
+ * Any other server-error is a rejection of the mechanism's exchange (the
+ * server may hold a hash SCRAM cannot use): "*", the server's answer, then
+ * the one PLAIN retry of SPEC 3 on the same session, or none when
+ * mechanism_fallback = no.
+ */
+START_TEST(test_server_error_then_plain)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256, .mb = MB_E_PROOF };
+	struct outcome o;
+	run(&o, "e=invalid-proof, fallback", &conf, NULL, NULL, PASSWORD);
+	expect_err(&o, MA_OK);
+	expect(&o, o.seen.cancel, "%s: e= not answered with \"*\"", o.label);
+	expect(&o, o.seen.n_auth == 2, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "second mechanism", o.seen.mech[1], "PLAIN");
+	expect(&o, o.seen.plain_ok, "%s: PLAIN not verified", o.label);
+
+	run(&o, "e=invalid-proof, no fallback", &conf, "mechanism_fallback = no", NULL, PASSWORD);
+	expect_err(&o, MA_AUTH_FAILED);
+	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+}
+END_TEST
+
 /* ---- 8: CRAM-MD5 only when listed ---- */
 
 START_TEST(test_cram_not_default)
@@ -1053,6 +1126,9 @@ static Suite *scram_server_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_wrong_password_no_fallback);
 	tcase_add_test(tc, test_wrong_password_fallback);
+	tcase_add_test(tc, test_no_after_valid_signature_no_fallback);
+	tcase_add_test(tc, test_downgrade_signal_no_fallback);
+	tcase_add_test(tc, test_server_error_then_plain);
 	tcase_add_test(tc, test_cram_not_default);
 	tcase_add_loop_test(tc, test_cram_listed, 0, 2);
 	suite_add_tcase(s, tc);
