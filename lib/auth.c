@@ -230,6 +230,9 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 	set_text(res->login, sizeof(res->login), login);
 
 	ma_deadline_start(&dl, cfg->timeout_ms);
+	size_t routed = 0;
+	for (size_t i = 0; i < cfg->n_servers; i++)
+		routed += ma_config_serves(cfg, &cfg->servers[i], login);
 	rc = MA_USER_UNKNOWN;
 	for (size_t i = 0; i < cfg->n_servers; i++) {
 		const struct ma_server *srv = &cfg->servers[i];
@@ -237,8 +240,13 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 			continue;
 		if (tried && ma_deadline_remaining_ms(&dl) == 0)
 			break;
+		/* One timeout for the whole login (SPEC 2), shared: each server
+		 * still to try gets an equal part of what is left, so a primary
+		 * that drops every packet leaves the next one time to answer. */
+		struct ma_deadline share;
+		ma_deadline_share(&share, &dl, (unsigned)routed--);
 		struct ma_session s = {
-			.cfg = cfg, .srv = srv, .log = log, .dl = &dl, .login = login,
+			.cfg = cfg, .srv = srv, .log = log, .dl = &share, .login = login,
 			.password = password, .password_len = strlen(password),
 		};
 		struct timespec t0;

@@ -18,6 +18,16 @@ void ma_deadline_start(struct ma_deadline *dl, unsigned timeout_ms)
 	}
 }
 
+void ma_deadline_share(struct ma_deadline *part, const struct ma_deadline *whole,
+                       unsigned parts)
+{
+	if (parts <= 1) {
+		*part = *whole;
+		return;
+	}
+	ma_deadline_start(part, (unsigned)ma_deadline_remaining_ms(whole) / parts);
+}
+
 int ma_deadline_remaining_ms(const struct ma_deadline *dl)
 {
 	struct timespec now;

@@ -275,11 +275,19 @@ int ma_net_connect(const char *host, unsigned port, bool loopback_only,
 			}
 		}
 	}
+	unsigned n_addr = 0;
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+		n_addr += ai->ai_family == AF_INET || ai->ai_family == AF_INET6;
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 			continue;
-		fd = connect_one(ai, dl, err, why, whylen);
-		if (fd >= 0 || *err == MA_TIMEOUT)
+		/* Each address still to try gets an equal part of the time left:
+		 * an AAAA record that leads nowhere must not use up the deadline
+		 * before the A record is tried. */
+		struct ma_deadline share;
+		ma_deadline_share(&share, dl, n_addr--);
+		fd = connect_one(ai, &share, err, why, whylen);
+		if (fd >= 0 || ma_deadline_remaining_ms(dl) == 0)
 			break;
 	}
 	if (fd >= 0) {

@@ -2,7 +2,8 @@
  * test_transport.c - the transport rules of SPEC 2 that are not about one
  * protocol: SPKI pins, tls_min_version, SNI, verify_name, the next address
  * and the next server while unavailable (never after a rejection), one
- * deadline for every server together, and O_CLOEXEC on every descriptor.
+ * deadline for every server together, shared so that a hanging server
+ * leaves the next one its part, and O_CLOEXEC on every descriptor.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -222,20 +223,60 @@ START_TEST(no_next_server_after_rejection)
 }
 END_TEST
 
-START_TEST(one_deadline_for_all_servers)
+/* A listener that never accepts: the kernel completes the TCP handshake,
+ * then nothing ever answers, like a server that hangs. */
+static int silent_listener(unsigned *port)
 {
-	/* A silent first server eats the whole timeout: the second one gets no
-	 * fresh budget, and the call ends at the deadline, not twice it. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+START_TEST(silent_server_leaves_time_for_the_next)
+{
+	/* timeout = 2 and two servers: the hanging first one gets half of it,
+	 * then the next one answers within the same timeout. */
+	unsigned port;
+	int hang = silent_listener(&port);
 	char conf[1024];
 	snprintf(conf, sizeof(conf),
 	         "timeout = 2\nca_file = \"@CERTS@/ca.pem\"\n"
-	         "server silent { host = \"127.0.0.1\" port = @PORT@ }\n"
-	         "server other { host = \"127.0.0.1\" port = %u }\n", closed_port());
+	         "server hang { host = \"127.0.0.1\" port = %u }\n"
+	         "server up { host = \"127.0.0.1\" port = @PORT@ }\n", port);
+	struct outcome o;
+	run(&o, "good_implicit", implicit, conf);
+	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
+	ck_assert_str_eq(o.res.server, "up");
+	ck_assert_int_ge(o.ms, 900);
+	ck_assert_int_le(o.ms, 1700);
+	close(hang);
+	fake_result_free(&o.fr);
+}
+END_TEST
+
+START_TEST(one_deadline_for_all_servers)
+{
+	/* Two hanging servers: the shares add up to the one timeout, never
+	 * more, and the call ends at the deadline, not twice it. */
+	unsigned port;
+	int hang = silent_listener(&port);
+	char conf[1024];
+	snprintf(conf, sizeof(conf),
+	         "timeout = 2\nca_file = \"@CERTS@/ca.pem\"\n"
+	         "server hang { host = \"127.0.0.1\" port = %u }\n"
+	         "server silent { host = \"127.0.0.1\" port = @PORT@ }\n", port);
 	struct outcome o;
 	run(&o, "silent", implicit, conf);
 	ck_assert_int_eq(o.err, MA_TIMEOUT);
+	ck_assert_str_eq(o.res.server, "silent");
 	ck_assert_int_ge(o.ms, 1900);
 	ck_assert_int_le(o.ms, 2600);
+	close(hang);
 	fake_result_free(&o.fr);
 }
 END_TEST
@@ -458,6 +499,7 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, verify_name_is_checked);
 	tcase_add_test(tc, next_server_while_unavailable);
 	tcase_add_test(tc, no_next_server_after_rejection);
+	tcase_add_test(tc, silent_server_leaves_time_for_the_next);
 	tcase_add_test(tc, one_deadline_for_all_servers);
 	tcase_add_test(tc, descriptors_are_cloexec);
 	tcase_add_test(tc, sessions_resume_for_the_same_name_only);
