@@ -39,6 +39,7 @@
 #include "base64.h"
 #include "net.h"
 #include "secret.h"
+#include "smtp.h"
 
 static const char *const mech_names[MA_MECH_COUNT] = {
 	"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -281,6 +282,17 @@ static const char *check_dns_name(const char *s)
 	       : "must be a host name: letters, digits, '-' and '.', a letter or digit first";
 }
 
+/* helo_name goes on the wire as it is: the rule is smtp.c's own (RFC 5321
+ * 4.1.1.1, a domain or an address literal), so that what loads here is
+ * also what EHLO accepts. */
+static const char *check_helo_name(const char *s)
+{
+	size_t n = strlen(s);
+	return n == 0 || ma_smtp_valid_domain(s, n) || ma_smtp_valid_address_literal(s, n) ? NULL
+	       : "must be a host name (labels of letters, digits and inner '-', at most 63 "
+	         "characters each) or an address literal such as [192.0.2.1]";
+}
+
 /* host and verify_name may also be IP literals (IPv6 has ':'): refuse only
  * what can never be part of a name or an address. */
 static const char *check_host(const char *s)
@@ -345,7 +357,7 @@ static const char *check_str(const char *name, const char *v)
 	if (strcmp(name, "login") == 0)
 		return check_login_format(v);
 	if (strcmp(name, "helo_name") == 0)
-		return v[0] == '\0' ? NULL : check_dns_name(v);
+		return check_helo_name(v);
 	if (strcmp(name, "domains") == 0)
 		return check_dns_name(v);
 	if (strcmp(name, "protocol") == 0)
@@ -486,11 +498,26 @@ out:
 }
 
 /* Effective CA setting: the server's, else the global one; "" = system. */
-static enum ma_err dup_ca(const char *own, const char *global, char **out)
+static enum ma_err dup_opt(const char *v, char **out)
 {
-	const char *v = own[0] != '\0' ? own : global;
 	*out = v[0] != '\0' ? strdup(v) : NULL;
 	return v[0] != '\0' && *out == NULL ? MA_NOMEM : MA_OK;
+}
+
+/*
+ * A server's trust anchors: its own ca_file / ca_path when it sets either,
+ * else the global pair.  Never a mix: an administrator who points one
+ * server at a private CA means that CA, not that CA plus the global
+ * directory.
+ */
+static enum ma_err dup_trust(cfg_t *sec, cfg_t *root, struct ma_server *s)
+{
+	cfg_t *from = getstr(sec, "ca_file")[0] != '\0' || getstr(sec, "ca_path")[0] != '\0'
+	                    ? sec : root;
+	if (dup_opt(getstr(from, "ca_file"), &s->ca_file) != MA_OK ||
+	    dup_opt(getstr(from, "ca_path"), &s->ca_path) != MA_OK)
+		return MA_NOMEM;
+	return MA_OK;
 }
 
 /* tls = none is decided without DNS (loading the configuration must not
@@ -591,8 +618,7 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 	s->host = strdup(host);
 	s->verify_name = strdup(verify[0] != '\0' ? verify : host);
 	if (s->name == NULL || s->host == NULL || s->verify_name == NULL ||
-	    dup_ca(getstr(sec, "ca_file"), getstr(root, "ca_file"), &s->ca_file) != MA_OK ||
-	    dup_ca(getstr(sec, "ca_path"), getstr(root, "ca_path"), &s->ca_path) != MA_OK)
+	    dup_trust(sec, root, s) != MA_OK)
 		goto out;
 	rc = MA_OK;
 out:
@@ -889,7 +915,7 @@ const char *ma_login_domain(const char *login)
 static bool domain_listed(char *const *list, size_t n, const char *domain)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(list[i], domain) == 0)
+		if (eq_nocase(list[i], domain))     /* ASCII: no locale decides */
 			return true;
 	return false;
 }

@@ -316,8 +316,19 @@ START_TEST(helo_name_values)
 	ma_config_free(&cfg);
 	global_err("helo_name = \"bad_name\"", "helo_name = \"bad_name\": must be a host name");
 	global_err("helo_name = \"a b\"", "must be a host name");
-	global_err("helo_name = \"-x.org\"", "a letter or digit first");
-	global_err("helo_name = \"[127.0.0.1]\"", "helo_name");
+	global_err("helo_name = \"-x.org\"", "must be a host name");
+	/* The rule EHLO applies on the wire (ma_smtp_valid_domain), already
+	 * here: empty labels, a '-' at a label's edge, labels over 63. */
+	global_err("helo_name = \"a..b\"", "must be a host name");
+	global_err("helo_name = \"a-.b\"", "must be a host name");
+	global_err("helo_name = \"a.b-\"", "must be a host name");
+	global_err("helo_name = \"x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org\"",
+	           "must be a host name");
+	global_err("helo_name = \"[127.0.0.1\"", "must be a host name");
+	/* RFC 5321 4.1.1.1: a host without a name may give an address literal. */
+	cfg = global_ok("helo_name = \"[192.0.2.1]\"");
+	ck_assert_str_eq(cfg->helo_name, "[192.0.2.1]");
+	ma_config_free(&cfg);
 }
 END_TEST
 
@@ -562,6 +573,20 @@ START_TEST(verify_name_and_ca)
 	cfg = parse_ok("ca_path = /g\nserver a {\n host = h\n verify_name = \"\"\n ca_path = \"\"\n}\n");
 	ck_assert_str_eq(cfg->servers[0].verify_name, "h");
 	ck_assert_str_eq(cfg->servers[0].ca_path, "/g");      /* "" inherits */
+	ma_config_free(&cfg);
+	/* A server's own trust anchors replace the global pair, never mix
+	 * with it: its ca_file alone must not also trust the global ca_path,
+	 * nor its ca_path the global ca_file. */
+	cfg = parse_ok("ca_file = /g.pem\nca_path = /g\n"
+	               "server a {\n host = h\n ca_file = /own.pem\n}\n"
+	               "server b {\n host = h\n ca_path = /own\n}\n"
+	               "server c {\n host = h\n}\n");
+	ck_assert_str_eq(cfg->servers[0].ca_file, "/own.pem");
+	ck_assert_ptr_null(cfg->servers[0].ca_path);
+	ck_assert_ptr_null(cfg->servers[1].ca_file);
+	ck_assert_str_eq(cfg->servers[1].ca_path, "/own");
+	ck_assert_str_eq(cfg->servers[2].ca_file, "/g.pem");
+	ck_assert_str_eq(cfg->servers[2].ca_path, "/g");
 	ma_config_free(&cfg);
 	server_err(" host = h\n verify_name = \"a b\"", 3, "verify_name = \"a b\": must not contain spaces");
 }
