@@ -241,6 +241,7 @@ struct ctx_entry {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ctx_entry ctx_cache[CTX_CACHE];
 static unsigned ctx_next;
+static pid_t cache_pid;           /* the process the cached sessions belong to */
 
 static void file_identity(const char *path, struct file_id *id)
 {
@@ -460,11 +461,34 @@ static void session_key(const struct ma_tls_params *p, char *key, size_t len)
 		snprintf(key + o, len - o, "%02x", d[i]);
 }
 
+/*
+ * A host that forks after logging in (a pre-forking web server, a daemon
+ * that loaded the module before fork()) hands every child a copy of the
+ * cache: each would offer the same "single-use" tickets, which RFC 8446
+ * C.4 forbids (they link the children's connections).  Sessions belong to
+ * the process that made them; a child drops its copies on first use.
+ * Called with cache_lock held.
+ */
+static void sessions_forget_after_fork(void)
+{
+	pid_t me = getpid();
+	if (cache_pid == me)
+		return;
+	for (size_t i = 0; i < CTX_CACHE; i++) {
+		for (size_t k = 0; k < SESSIONS_PER_CTX; k++) {
+			SSL_SESSION_free(ctx_cache[i].sessions[k].sess);
+			ctx_cache[i].sessions[k].sess = NULL;
+		}
+	}
+	cache_pid = me;
+}
+
 /* Take (remove) the cached session for T's key: used at most once. */
 static SSL_SESSION *session_take(SSL_CTX *ctx, const char *key)
 {
 	SSL_SESSION *sess = NULL;
 	pthread_mutex_lock(&cache_lock);
+	sessions_forget_after_fork();
 	for (size_t i = 0; i < CTX_CACHE && sess == NULL; i++) {
 		struct ctx_entry *e = &ctx_cache[i];
 		if (e->ctx != ctx)
@@ -490,6 +514,7 @@ static int session_store(struct ma_tls *t, SSL_SESSION *sess)
 	if (!t->verified || !SSL_SESSION_is_resumable(sess))
 		return 0;
 	pthread_mutex_lock(&cache_lock);
+	sessions_forget_after_fork();
 	for (size_t i = 0; i < CTX_CACHE && !kept; i++) {
 		struct ctx_entry *e = &ctx_cache[i];
 		if (e->ctx != ctx)

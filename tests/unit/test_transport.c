@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -414,6 +415,52 @@ START_TEST(sessions_resume_for_the_same_name_only)
 }
 END_TEST
 
+/* Pins are part of a session's key: a session made without pins is never
+ * resumed under pins (whose check then rests on the stored certificate
+ * alone), nor one made under other pins. */
+START_TEST(sessions_resume_under_the_same_pins_only)
+{
+	bool resumed;
+	char pinned[512], other[512];
+	snprintf(pinned, sizeof(pinned), DOVECOT("verify_name = \"localhost\" pin = {\"sha256//%s\"}"),
+	         read_spki("server"));
+	snprintf(other, sizeof(other),
+	         DOVECOT("verify_name = \"localhost\" pin = {\"sha256//%s\", \"sha256//%s\"}"),
+	         read_spki("server"), read_spki("other"));
+	ck_assert_int_eq(dovecot_login(DOVECOT("verify_name = \"localhost\""), &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login(pinned, &resumed), MA_OK);
+	ck_assert_msg(!resumed, "a session made without pins was resumed under a pin");
+	ck_assert_int_eq(dovecot_login(other, &resumed), MA_OK);
+	ck_assert_msg(!resumed, "a session made under one pin set was resumed under another");
+	ck_assert_int_eq(dovecot_login(pinned, &resumed), MA_OK);
+	ck_assert_msg(resumed, "the same pins did not resume (the test proves nothing)");
+}
+END_TEST
+
+/* A child of fork() does not offer the parent's single-use sessions; the
+ * parent still resumes its own. */
+START_TEST(forked_child_does_not_reuse_sessions)
+{
+	bool resumed;
+	const char *conf = DOVECOT("verify_name = \"localhost\"");
+	ck_assert_int_eq(dovecot_login(conf, &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login(conf, &resumed), MA_OK);     /* tickets for both */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		bool child_resumed = true;
+		enum ma_err rc = dovecot_login(conf, &child_resumed);
+		_exit(rc != MA_OK ? 2 : child_resumed ? 1 : 0);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "child: status %d (1: it resumed the parent's session)", status);
+	ck_assert_int_eq(dovecot_login(conf, &resumed), MA_OK);
+	ck_assert_msg(resumed, "the parent did not resume (the test proves nothing)");
+}
+END_TEST
+
 static void copy_file(const char *from, const char *to)
 {
 	char cmd[3 * PATH_MAX];
@@ -503,6 +550,8 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, one_deadline_for_all_servers);
 	tcase_add_test(tc, descriptors_are_cloexec);
 	tcase_add_test(tc, sessions_resume_for_the_same_name_only);
+	tcase_add_test(tc, sessions_resume_under_the_same_pins_only);
+	tcase_add_test(tc, forked_child_does_not_reuse_sessions);
 	tcase_add_test(tc, changed_ca_file_is_read_again);
 	tcase_add_test(tc, system_store_by_default);
 	tcase_add_test(tc, per_server_ca_overrides_global);
