@@ -523,7 +523,6 @@ static enum ma_err authenticate(struct smtp *sm)
 	struct ma_session *s = sm->s;
 	const struct ma_caps *caps = &s->caps_tls;
 	unsigned char cb[64] = {0};
-	enum ma_mech used = MA_MECH_PLAIN;
 	enum ma_err rc = MA_NO_MECH;
 	struct ma_sasl_creds creds = {
 		.authcid = s->login, .password = s->password, .password_len = s->password_len,
@@ -546,17 +545,16 @@ static enum ma_err authenticate(struct smtp *sm)
 		.reply = sasl_reply,
 		.respond = sasl_respond,
 	};
-	enum ma_mech cand[MA_MECH_COUNT];
-	if (ma_sasl_candidates(caps->mechs, s->srv->mechanisms, creds.cb_type != NULL, cand) == 0) {
-		rc = fail(sm, MA_NO_MECH, "no usable authentication mechanism",
-		          caps->text, strlen(caps->text));
-		goto out;
-	}
+	enum ma_mech tried = MA_MECH_COUNT;    /* nothing tried yet */
 	rc = ma_sasl_authenticate(&proto, caps->mechs, s->srv->mechanisms,
-	                          s->cfg->mechanism_fallback, &creds, s->log, &used);
-	s->mechanism = used;
-	s->mechanism_set = true;
-	if (rc != MA_OK && s->why[0] == '\0')
+	                          s->cfg->mechanism_fallback, &creds, s->log, &tried);
+	if (tried != MA_MECH_COUNT) {
+		s->mechanism = tried;
+		s->mechanism_set = true;
+	}
+	if (rc == MA_NO_MECH && tried == MA_MECH_COUNT)
+		fail(sm, rc, "no usable authentication mechanism", caps->text, strlen(caps->text));
+	else if (rc != MA_OK && s->why[0] == '\0')
 		fail(sm, rc, rc == MA_NO_MECH ? "every mechanism was refused"
 		                              : "authentication exchange failed", NULL, 0);
 out:
