@@ -70,6 +70,14 @@ static const char *tls_name(enum ma_tls_mode t)
 	return t == MA_TLS_IMPLICIT ? "implicit" : t == MA_TLS_STARTTLS ? "starttls" : "none";
 }
 
+static void print_domains(const char *head, char *const *list, size_t n)
+{
+	printf("%s", head);
+	for (size_t i = 0; i < n; i++)
+		printf(" %s", list[i]);
+	printf("%s\n", n == 0 ? " (all)" : "");
+}
+
 static void print_server(const struct ma_server *s)
 {
 	printf("server %s\n  protocol = %s\n  host = %s\n  port = %u\n  tls = %s\n"
@@ -81,10 +89,8 @@ static void print_server(const struct ma_server *s)
 	for (int m = 0; m < MA_MECH_COUNT; m++)
 		if (s->mechanisms & MA_MECH_BIT(m))
 			printf(" %s", ma_mech_name((enum ma_mech)m));
-	printf("\n  domains =");
-	for (size_t i = 0; i < s->n_domains; i++)
-		printf(" %s", s->domains[i]);
-	printf("%s\n", s->n_domains == 0 ? " (all)" : "");
+	printf("\n");
+	print_domains("  domains =", s->domains, s->n_domains);
 }
 
 static int cmd_check(const struct ma_config *cfg, const char *user)
@@ -95,6 +101,8 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	       cfg->timeout_ms / 1000, cfg->tls_min_version >= 0x0304 ? "1.3" : "1.2",
 	       cfg->login_format, cfg->lowercase ? "yes" : "no", cfg->minimum_uid,
 	       cfg->require_local_user ? "yes" : "no", cfg->mechanism_fallback ? "yes" : "no");
+	printf("helo_name = %s\n", cfg->helo_name != NULL ? cfg->helo_name : "(this host's name)");
+	print_domains("domains =", cfg->domains, cfg->n_domains);
 	if (user == NULL) {
 		for (size_t i = 0; i < cfg->n_servers; i++)
 			print_server(&cfg->servers[i]);

@@ -51,6 +51,10 @@ expect_exit "check: valid configuration" 0 "$MA_TOOL" check -c "$conf"
 expect_out "check: prints the servers with effective ports" "port = $MA_TEST_IMAP_STARTTLS_PORT"
 expect_out "check: default mechanisms without CRAM-MD5" "mechanisms = SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN IMAP-LOGIN$"
 
+expect_out "check: helo_name default" "^helo_name = \\(this host's name\\)$"
+expect_exit "check: routed configuration" 0 "$MA_TOOL" check -c "$routed"
+expect_out "check: the global domains" "^domains = example.org example.net$"
+expect_out "check: a server's own domains" "^  domains = example.net$"
 expect_exit "check -u: routed user" 0 "$MA_TOOL" check -c "$routed" -u dave@example.org
 expect_out "check -u: login name" "login name dave@example.org$"
 expect_out "check -u: the server for its domain" "tries server org"
