@@ -536,7 +536,7 @@ static void servers_stop(void)
 
 enum svc { SV_IMAPS, SV_IMAP, SV_SMTPS, SV_SMTP, SV_DOWN, SV_WRONGCA, SV_TLSRESET,
            SV_STARTTLSRESET, SV_PLAINRESET, SV_PLAIN, SV_LOGINMECH, SV_LOGINCMD,
-           SV_FAKE, SV_MISSING, SV_BADARG, SV_BADCONF, SV_COUNT };
+           SV_FAKE, SV_FAKESMTP, SV_MISSING, SV_BADARG, SV_BADCONF, SV_COUNT };
 
 struct svcdef {
 	const char *name;
@@ -565,6 +565,8 @@ static const struct svcdef svcs[SV_COUNT] = {
 	[SV_LOGINMECH] = { "loginmech", "imap", "127.0.0.1", "none", "ca.pem", NULL, L_LOGINMECH },
 	[SV_LOGINCMD] = { "logincmd", "imap", "127.0.0.1", "none", "ca.pem", NULL, L_LOGINCMD },
 	[SV_FAKE] = { "fake", "imap", "127.0.0.1", "implicit", "ca.pem", NULL, -1 },
+	/* fake_smtp.py: SCRAM-SHA-256 with a fixed salt, for the scan's needles. */
+	[SV_FAKESMTP] = { "fakesmtp", "smtp", "127.0.0.1", "implicit", "ca.pem", NULL, -1 },
 	[SV_MISSING] = { "missing", NULL, NULL, NULL, NULL, NULL, -1 },
 	[SV_BADARG] = { "badarg", NULL, NULL, NULL, NULL, NULL, -1 },
 	/* An unknown key and a bad value: libconfuse's own error printer would
@@ -1553,7 +1555,39 @@ static void add_needle(const char *what, const void *data, size_t len)
 	n_needles++;
 }
 
-/* The password, and the base64 of every SASL message that carries it. */
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * SPEC 7 wants the keys SCRAM derives from the password wiped too.
+ * test_hygiene.sh computes them (Python's hashlib: this harness links
+ * libpam only) for fake_smtp.py's fixed salt and iteration count and
+ * passes them as HYG_SCRAM_KEYS, three hex strings separated by commas:
+ * SaltedPassword, ClientKey, ServerKey.
+ */
+static void add_scram_needles(void)
+{
+	static const char *const whats[] = { "SCRAM SaltedPassword", "SCRAM ClientKey",
+	                                     "SCRAM ServerKey" };
+	const char *p = getenv("HYG_SCRAM_KEYS");
+	for (size_t k = 0; p != NULL && k < 3; k++) {
+		unsigned char key[32];
+		size_t n = 0;
+		while (n < sizeof(key) && hex_digit(p[0]) >= 0 && hex_digit(p[1]) >= 0) {
+			key[n++] = (unsigned char)(hex_digit(p[0]) * 16 + hex_digit(p[1]));
+			p += 2;
+		}
+		if (n == sizeof(key))
+			add_needle(whats[k], key, n);
+		explicit_bzero(key, sizeof(key));
+		p = *p == ',' ? p + 1 : NULL;
+	}
+}
+
+/* The password, the base64 of every SASL message that carries it, and the
+ * SCRAM keys derived from it (add_scram_needles). */
 static void make_needles(void)
 {
 	static const char *const users[] = { "alice", "bob", "dave@example.org", LOCAL_USER };
@@ -1574,6 +1608,7 @@ static void make_needles(void)
 	}
 	size_t n = b64_encode((const unsigned char *)HYG_PASSWORD, strlen(HYG_PASSWORD), b64, sizeof(b64));
 	add_needle("base64 of the password (AUTH=LOGIN)", b64, n);
+	add_scram_needles();
 	canary_needle = (int)n_needles;
 	add_needle("the control canary", CANARY, strlen(CANARY));
 	explicit_bzero(msg, sizeof(msg));
@@ -1760,6 +1795,29 @@ static int fake_tls_login(void)
 	return got;
 }
 
+/* SCRAM-SHA-256 over SMTPS against fake_smtp.py (fixed salt): a login
+ * that derives exactly the keys of add_scram_needles. */
+static int fake_scram_login(void)
+{
+	static const char script[] =
+		"tls\nsend 220 fake.test ESMTP ready\n"
+		"expect EHLO \nsend 250-fake.test\\r\\n250 AUTH SCRAM-SHA-256\n"
+		"scram ok\nexpect= QUIT\n";
+	const char *lead[] = { "--scenario", "scan-scram", "--script", script, NULL };
+	const char *extra[] = { "--user", LOCAL_USER, "--password", HYG_PASSWORD, NULL };
+	struct fake_server fs;
+	int got = -1, prompts = 0;
+	if (fake_spawn(&fs, "fake_smtp.py", lead, extra) != 0)
+		return got;
+	if (write_config(SV_FAKESMTP, (int)fs.port))
+		got = pam_once("fakesmtp", LOCAL_USER, HYG_PASSWORD, OP_AUTH, true, &prompts);
+	fake_stop(&fs, 5000);
+	unlink(fs.record);
+	unlink(fs.transcript);
+	rmdir(fs.dir);
+	return got;
+}
+
 static void mode_scan(unsigned rounds)
 {
 	static const struct acase cases[] = {
@@ -1822,14 +1880,18 @@ static void mode_scan(unsigned rounds)
 		new_remnants(now, k, seen, &n_seen, "control", &remnants, &canary_remnants);
 	}
 
-	for (int i = 0; i <= N; i++) {
-		bool fake = i == N;     /* last: a TLS login that succeeds (fakeserver.py) */
-		const char *label = fake ? "fakeserver.py TLS login, PLAIN accepted" : cases[i].label;
+	/* Last two: TLS logins that succeed (fakeserver.py with PLAIN,
+	 * fake_smtp.py with SCRAM-SHA-256). */
+	for (int i = 0; i <= N + 1; i++) {
+		bool fake = i == N, scram = i == N + 1;
+		const char *label = fake ? "fakeserver.py TLS login, PLAIN accepted"
+		                  : scram ? "fake_smtp.py TLS login, SCRAM-SHA-256 accepted"
+		                  : cases[i].label;
 		for (unsigned r = 0; r < rounds; r++) {
 			int got = 0;
 			bool ok;
-			if (fake) {
-				got = fake_tls_login();
+			if (fake || scram) {
+				got = fake ? fake_tls_login() : fake_scram_login();
 				ok = got == PAM_SUCCESS;
 			} else {
 				ok = run_case(&cases[i], true, &got);
@@ -1845,7 +1907,9 @@ static void mode_scan(unsigned rounds)
 	}
 
 	check(bad_results == 0, "scan: %u authentications with the test password, results as expected",
-	      (N + 1) * rounds);
+	      (N + 2) * rounds);
+	check(n_needles == 10, "scan: %zu needles: the password, 5 base64 forms, 3 SCRAM keys "
+	      "(HYG_SCRAM_KEYS), the canary", n_needles);
 
 	struct hyg_counts k;
 	shim_counts(&k);
@@ -1896,7 +1960,7 @@ static void mode_scan(unsigned rounds)
 	check(k.blocks_scanned > 0 && k.events_dropped == 0, "scan: the shim saw the frees (%lu) and "
 	      "dropped no event (%lu)", k.blocks_scanned, k.events_dropped);
 	check(per_who[WHO_MODULE] == 0,
-	      "scan: no block freed by pam_mailauth.so held the password or its base64 (%u)",
+	      "scan: no block freed by pam_mailauth.so held the password, its base64 or a SCRAM key (%u)",
 	      per_who[WHO_MODULE]);
 	check(per_who[WHO_OPENSSL] == 0 && per_who[WHO_OTHER_FOR_MODULE] == 0,
 	      "scan: no block freed by OpenSSL or libc on the module's behalf held it (TLS record "

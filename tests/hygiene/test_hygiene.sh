@@ -118,11 +118,12 @@ else
 fi
 
 # SPEC 7 wants no mutable globals. What the module has, each reviewed: the libconfuse
-# lock (its lexer is not reentrant), the TLS context/session cache under cache_lock,
+# lock (its lexer is not reentrant), the TLS context/session cache under cache_lock
+# (cache_pid too: the process its sessions belong to, read and written under the lock),
 # and the pthread_once-made BIO method. Thread-local and relocated-read-only data
 # (.tbss, .data.rel.ro) are not listed by the awk below. A new one must be reviewed
 # for thread safety and added here.
-allowed_globals="confuse_lock cache_lock ctx_cache ctx_next method_once socket_method"
+allowed_globals="confuse_lock cache_lock ctx_cache ctx_next cache_pid method_once socket_method"
 objs=$(ls lib/*.o pam_mailauth.o 2>/dev/null)
 globals=$(for o in $objs; do
 	objdump -t "$o" 2>/dev/null | awk -v f="${o}" '$3 == "O" && $4 ~ /^\.(data|bss)(\.|$)/ &&
@@ -229,6 +230,17 @@ harness_run quiet 0 "$HARNESS" quiet
 # --- (h) copies of the password, writes, close-on-exec -------------------------------------
 
 if [ $asan = 0 ]; then
+	# The SCRAM keys a login against fake_smtp.py derives from the test password
+	# (its fixed salt and 4096 iterations: tests/fake/fake_smtp.py), as needles:
+	# SaltedPassword, ClientKey, ServerKey (RFC 5802 section 3).
+	HYG_SCRAM_KEYS=$(python3 -c '
+import hashlib, hmac, re, sys
+src = open(sys.argv[1]).read()
+pw = re.search(r"#define HYG_PASSWORD \"([^\"]+)\"", src).group(1).encode()
+salted = hashlib.pbkdf2_hmac("sha256", pw, b"fake-smtp-salt!!", 4096)
+keys = [salted] + [hmac.new(salted, m, hashlib.sha256).digest() for m in (b"Client Key", b"Server Key")]
+print(",".join(k.hex() for k in keys))' "$H/harness.c")
+	export HYG_SCRAM_KEYS
 	harness_run scan 0 env LD_PRELOAD="$SHIM" "$HARNESS" scan "${HYG_SCAN_ROUNDS:-2}"
 	# Negative control: with OPENSSL_cleanse() wiping nothing, the module's buffers
 	# reach free() with the password in them: the scan must say so.
@@ -239,6 +251,17 @@ if [ $asan = 0 ]; then
 	else
 		not_ok "scan: negative control: with OPENSSL_cleanse() a no-op the scan finds the module's unwiped buffers" \
 			"$(grep -E '^(ok|not ok)' "$work/scan-control.log")"
+	fi
+	# ... and among them the SCRAM keys (in OpenSSL's HMAC and PBKDF2 contexts,
+	# which only OPENSSL_cleanse wipes): the needles for them can find something.
+	missing_keys=
+	for key in SaltedPassword ClientKey ServerKey; do
+		grep -q "holding SCRAM $key" "$work/scan-control.log" || missing_keys="$missing_keys $key"
+	done
+	if [ -z "$missing_keys" ]; then
+		ok "scan: negative control: the unwiped SCRAM SaltedPassword, ClientKey and ServerKey are found"
+	else
+		not_ok "scan: negative control: the unwiped SCRAM keys are found" "not found:$missing_keys"
 	fi
 else
 	echo "# scan: not run: the module is built with AddressSanitizer, which owns malloc (make check runs it)"
