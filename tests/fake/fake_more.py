@@ -63,6 +63,11 @@ IMAP scenarios added here (default mode in brackets; --tls overrides):
   scram_plain [implicit]            AUTH=SCRAM-SHA-256 AUTH=PLAIN SASL-IR; SCRAM is
                                     answered NO (a server whose hashes cannot do it),
                                     PLAIN is checked exactly
+  logout_silent [implicit]          good_implicit (good_starttls with --tls starttls),
+                                    but LOGOUT is never answered: the server stays
+                                    silent and open for 4 s, then closes.  The client
+                                    going away after the verdict without LOGOUT, or
+                                    sending anything after it, is a violation
 """
 
 import os
@@ -419,6 +424,39 @@ class ScramPlain(Imap):
             self.c.sendline("%s NO [AUTHENTICATIONFAILED] Authentication failed" % tag)
             return
         super().cmd_authenticate(tag, rest)
+
+
+@scenario("logout_silent", "implicit")
+class LogoutSilent(Imap):
+    # SPEC 2: "Connections end politely (LOGOUT / QUIT) without waiting long for the
+    # reply."  No reply at all: a client that waits for the BYE / tagged OK, or for
+    # the server to close first, runs into its deadline (longer than this linger).
+    linger = 4.0
+    verdict_sent = False
+    logged_out = False
+
+    def verdict(self, tag, ok):
+        self.verdict_sent = True
+        super().verdict(tag, ok)
+
+    def cmd_logout(self, tag, rest):
+        self.logged_out = True
+        seen = len(self.c.chunks)
+        self.c.note("LOGOUT not answered: silent for %.1f s, then closing" % self.linger)
+        try:
+            self.c.wait(self.linger)
+        finally:
+            if len(self.c.chunks) > seen:
+                self.c.violation("the client sent more after LOGOUT")
+        raise Done("closing %.1f s after an unanswered LOGOUT" % self.linger)
+
+    def run(self):
+        try:
+            super().run()
+        except Closed:
+            if self.verdict_sent and not self.logged_out:
+                self.c.violation("the client went away after the verdict without LOGOUT")
+            raise
 
 
 # ----------------------------------------------------------------------------------------
