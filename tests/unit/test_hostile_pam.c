@@ -84,18 +84,22 @@ struct row {
 	const char *script;    /* SMTP: the fake_smtp.py script */
 	const char *cert;      /* NULL: the good server certificate */
 	const char *tls_max;   /* NULL: 1.3 */
+	const char *verify_name; /* NULL: none, the host (127.0.0.1) is checked */
 };
 
-#define IMAP(n, m, w, f) { n, P_IMAP, m, w, f, NULL, NULL, NULL }
+#define IMAP(n, m, w, f) { n, P_IMAP, m, w, f, NULL, NULL, NULL, NULL }
 #define IMAP_CERT(m, c) { "good_" m, P_IMAP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
-                          NULL, c, NULL }
+                          NULL, c, NULL, NULL }
 #define IMAP_OLD(m, v) { "good_" m, P_IMAP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
-                         NULL, NULL, v }
-#define SMTP(n, m, w, f, s) { n, P_SMTP, m, w, f, s, NULL, NULL }
+                         NULL, NULL, v, NULL }
+/* Certificate C (NULL: the good one) checked against verify_name = VN. */
+#define IMAP_NAME(m, c, vn, w, f) { "good_" m, P_IMAP, m, w, f, NULL, c, NULL, vn }
+#define SMTP(n, m, w, f, s) { n, P_SMTP, m, w, f, s, NULL, NULL, NULL }
 #define SMTP_CERT(m, c, s) { "good", P_SMTP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
-                             s, c, NULL }
+                             s, c, NULL, NULL }
 #define SMTP_OLD(m, v, s) { "good", P_SMTP, m, PAM_AUTHINFO_UNAVAIL, NO_LOGIN | HS_FAIL, \
-                            s, NULL, v }
+                            s, NULL, v, NULL }
+#define SMTP_NAME(m, c, vn, w, f, s) { "good", P_SMTP, m, w, f, s, c, NULL, vn }
 
 #define UNAVAIL PAM_AUTHINFO_UNAVAIL
 
@@ -215,6 +219,16 @@ static const struct row rows[] = {
 	IMAP_CERT("implicit", "sha1"), IMAP_CERT("starttls", "sha1"),
 	IMAP_OLD("implicit", "1.1"), IMAP_OLD("starttls", "1.1"),
 	IMAP_OLD("implicit", "1.0"), IMAP_OLD("starttls", "1.0"),
+	/* No CN fallback (SPEC 2, RFC 6125 6.4.4): wrongname has CN=localhost, but its
+	 * only SAN is DNS:wrong.example, so checked against "localhost" it must fail
+	 * (the wrongname rows above check 127.0.0.1, which no CN could match).  The
+	 * controls: the same certificate IS accepted for the name in its SAN, and the
+	 * good one for "localhost", so the failing rows fail for the name alone. */
+	IMAP_NAME("implicit", "wrongname", "localhost", UNAVAIL, NO_LOGIN | HS_FAIL),
+	IMAP_NAME("starttls", "wrongname", "localhost", UNAVAIL, NO_LOGIN | HS_FAIL),
+	IMAP_NAME("implicit", "wrongname", "wrong.example", PAM_SUCCESS, 0),
+	IMAP_NAME("starttls", "wrongname", "wrong.example", PAM_SUCCESS, 0),
+	IMAP_NAME("implicit", NULL, "localhost", PAM_SUCCESS, 0),
 
 	/* ==== SMTP ==================================================================== */
 	SMTP("good", "implicit", PAM_SUCCESS, 0, GOOD_I),
@@ -346,6 +360,12 @@ static const struct row rows[] = {
 	SMTP_CERT("implicit", "sha1", GOOD_I), SMTP_CERT("starttls", "sha1", GOOD_S),
 	SMTP_OLD("implicit", "1.1", GOOD_I), SMTP_OLD("starttls", "1.1", GOOD_S),
 	SMTP_OLD("implicit", "1.0", GOOD_I), SMTP_OLD("starttls", "1.0", GOOD_S),
+	/* No CN fallback, and its controls (see the IMAP rows). */
+	SMTP_NAME("implicit", "wrongname", "localhost", UNAVAIL, NO_LOGIN | HS_FAIL, GOOD_I),
+	SMTP_NAME("starttls", "wrongname", "localhost", UNAVAIL, NO_LOGIN | HS_FAIL, GOOD_S),
+	SMTP_NAME("implicit", "wrongname", "wrong.example", PAM_SUCCESS, 0, GOOD_I),
+	SMTP_NAME("starttls", "wrongname", "wrong.example", PAM_SUCCESS, 0, GOOD_S),
+	SMTP_NAME("implicit", NULL, "localhost", PAM_SUCCESS, 0, GOOD_I),
 };
 #define N_ROWS (sizeof(rows) / sizeof(rows[0]))
 
@@ -391,9 +411,10 @@ static const char *pam_name(int rc)
 
 static void row_label(const struct row *w, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s %s/%s%s%s%s%s", w->proto == P_IMAP ? "imap" : "smtp", w->name,
-	         w->mode, w->cert ? " cert=" : "", w->cert ? w->cert : "",
-	         w->tls_max ? " tls-max=" : "", w->tls_max ? w->tls_max : "");
+	snprintf(buf, len, "%s %s/%s%s%s%s%s%s%s", w->proto == P_IMAP ? "imap" : "smtp",
+	         w->name, w->mode, w->cert ? " cert=" : "", w->cert ? w->cert : "",
+	         w->tls_max ? " tls-max=" : "", w->tls_max ? w->tls_max : "",
+	         w->verify_name ? " name=" : "", w->verify_name ? w->verify_name : "");
 }
 
 /*
@@ -558,8 +579,11 @@ static void run_row(size_t i)
 	         "  host = \"127.0.0.1\"\n"
 	         "  port = %u\n"
 	         "  tls = %s\n"
+	         "%s%s%s"
 	         "}\n",
-	         TIMEOUT_S, certs, w->proto == P_IMAP ? "imap" : "smtp", fs.port, w->mode);
+	         TIMEOUT_S, certs, w->proto == P_IMAP ? "imap" : "smtp", fs.port, w->mode,
+	         w->verify_name ? "  verify_name = \"" : "", w->verify_name ? w->verify_name : "",
+	         w->verify_name ? "\"\n" : "");
 	if (write_text(path, text, 0600) != 0) {
 		setup_error(r, "cannot write the configuration");
 		fake_stop(&fs, 0);
@@ -745,11 +769,11 @@ END_TEST
 static void print_table(void)
 {
 	char why[256], label[160];
-	fprintf(stderr, "%-58s %-17s %-17s %6s %s\n", "row", "want", "got", "ms", "");
+	fprintf(stderr, "%-66s %-17s %-17s %6s %s\n", "row", "want", "got", "ms", "");
 	for (size_t i = 0; i < N_ROWS; i++) {
 		row_label(&rows[i], label, sizeof(label));
 		bool ok = evaluate(i, why, sizeof(why));
-		fprintf(stderr, "%-58s %-17s %-17s %6ld %s%s\n", label, pam_name(rows[i].want),
+		fprintf(stderr, "%-66s %-17s %-17s %6ld %s%s\n", label, pam_name(rows[i].want),
 		        pam_name(results[i].pam_rc), results[i].elapsed_ms, ok ? "ok" : "FAIL: ",
 		        why);
 	}
