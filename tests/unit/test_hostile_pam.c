@@ -29,6 +29,8 @@
  * silent row costs the full 3 s); each check test then asserts one row.
  * MA_HOSTILE_JOBS sets the number of workers (default 8).  The table of
  * results goes to stderr when a row failed or MA_FAKE_VERBOSE is set.
+ * Then the weak-TLS controls (see there) run one by one;
+ * CK_RUN_CASE=weak_tls_controls runs only them.
  *
  * Needs MA_TEST_CERTS (tests/run-tests.sh exports it; else fake.h makes
  * the PKI) and the built pam_mailauth.so at the repository root.
@@ -38,6 +40,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,7 +52,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <security/pam_appl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "base64.h"
 #include "unit.h"
@@ -468,6 +480,42 @@ static int more_start(struct fake_server *fs, const char *const *args)
 	return fake_spawn(fs, "fake_more.py", args, NULL);
 }
 
+/* The server of row W (the PAM run and the weak-TLS controls use the same). */
+static int row_server_start(const struct row *w, struct fake_server *fs)
+{
+	const char *args[32];
+	size_t n = 0;
+
+	if (w->proto == P_SMTP) {
+		args[n++] = "smtp";
+		args[n++] = "--scenario";
+		args[n++] = w->name;
+		args[n++] = "--script";
+		args[n++] = w->script;
+	} else {
+		args[n++] = "--scenario";
+		args[n++] = w->name;
+		args[n++] = "--tls";
+		args[n++] = w->mode;
+	}
+	args[n++] = "--user";
+	args[n++] = USER;
+	args[n++] = "--password";
+	args[n++] = PASS;
+	if (w->cert != NULL) {
+		args[n++] = "--cert";
+		args[n++] = w->cert;
+	}
+	if (w->tls_max != NULL) {
+		args[n++] = "--tls-min";
+		args[n++] = "1.0";
+		args[n++] = "--tls-max";
+		args[n++] = w->tls_max;
+	}
+	args[n] = NULL;
+	return more_start(fs, args);
+}
+
 struct conv_data {
 	const char *password;
 	int prompts;
@@ -523,8 +571,6 @@ static void run_row(size_t i)
 	char dir[PATH_MAX - 64], path[PATH_MAX], text[PATH_MAX * 2 + 512];
 	struct fake_server fs;
 	struct fake_result fr;
-	const char *args[32];
-	size_t n = 0;
 
 	alarm(ROW_ALARM_S);
 	r->pam_rc = -1;
@@ -537,34 +583,7 @@ static void run_row(size_t i)
 		_exit(0);
 	}
 
-	if (w->proto == P_SMTP) {
-		args[n++] = "smtp";
-		args[n++] = "--scenario";
-		args[n++] = w->name;
-		args[n++] = "--script";
-		args[n++] = w->script;
-	} else {
-		args[n++] = "--scenario";
-		args[n++] = w->name;
-		args[n++] = "--tls";
-		args[n++] = w->mode;
-	}
-	args[n++] = "--user";
-	args[n++] = USER;
-	args[n++] = "--password";
-	args[n++] = PASS;
-	if (w->cert != NULL) {
-		args[n++] = "--cert";
-		args[n++] = w->cert;
-	}
-	if (w->tls_max != NULL) {
-		args[n++] = "--tls-min";
-		args[n++] = "1.0";
-		args[n++] = "--tls-max";
-		args[n++] = w->tls_max;
-	}
-	args[n] = NULL;
-	if (more_start(&fs, args) != 0) {
+	if (row_server_start(w, &fs) != 0) {
 		setup_error(r, "the fake server did not start");
 		remove_dir(dir);
 		_exit(0);
@@ -766,6 +785,262 @@ START_TEST(test_row)
 }
 END_TEST
 
+/* ---- weak TLS: positive controls --------------------------------------------------------
+ *
+ * The rows with a 1024-bit key, a SHA-1 signature or TLS 1.0 / 1.1 expect the
+ * handshake to fail.  They would pass just as well if the fake server could not
+ * offer that at all (an OpenSSL build without TLS 1.0, a certificate that is not
+ * what its name says).  So each such row's server, started exactly as for the
+ * row, is also given a deliberately permissive client (security level 0, the
+ * old version forced, the test CA and the address checked) that must complete
+ * the handshake, see the weakness, and then finish the server's dialogue so
+ * that its exit status is 0.
+ */
+
+static bool weak_row(const struct row *w)
+{
+	return (w->flags & HS_FAIL) && w->verify_name == NULL &&
+	       (w->tls_max != NULL ||
+	        (w->cert != NULL && (strcmp(w->cert, "rsa1024") == 0 ||
+	                             strcmp(w->cert, "sha1") == 0)));
+}
+
+struct ctl {
+	int fd;
+	SSL *ssl;              /* NULL while plain */
+	char *why;
+	size_t whylen;
+};
+
+__attribute__((format(printf, 2, 3)))
+static bool ctl_fail(struct ctl *c, const char *fmt, ...)
+{
+	if (c->why[0] == '\0') {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->why, c->whylen, fmt, ap);
+		va_end(ap);
+	}
+	return false;
+}
+
+static bool ctl_put(struct ctl *c, const char *line)
+{
+	size_t len = strlen(line);
+	if (c->ssl != NULL) {
+		size_t done = 0;
+		if (SSL_write_ex(c->ssl, line, len, &done) != 1 || done != len)
+			return ctl_fail(c, "TLS write of %s failed", line);
+		return true;
+	}
+	if (send(c->fd, line, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return ctl_fail(c, "write of %s failed", line);
+	return true;
+}
+
+/* One CRLF line into BUF (without it).  One byte at a time while plain, so that
+ * nothing after a STARTTLS go-ahead is read as if it were a line. */
+static bool ctl_get(struct ctl *c, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (;;) {
+		char ch;
+		if (c->ssl != NULL) {
+			size_t got = 0;
+			if (SSL_read_ex(c->ssl, &ch, 1, &got) != 1 || got != 1)
+				return ctl_fail(c, "TLS read failed after \"%s\"", buf);
+		} else if (recv(c->fd, &ch, 1, 0) != 1) {
+			return ctl_fail(c, "read failed after \"%s\"", buf);
+		}
+		if (ch == '\n' && n > 0 && buf[n - 1] == '\r') {
+			buf[n - 1] = '\0';
+			return true;
+		}
+		if (n + 1 >= len)
+			return ctl_fail(c, "line too long: %.60s", buf);
+		buf[n++] = ch;
+		buf[n] = '\0';
+	}
+}
+
+/* Read until the line that ends the reply: tagged with TAG (IMAP), or an SMTP
+ * final line ("NNN "); it must start with WANT. */
+static bool ctl_reply(struct ctl *c, const char *tag, const char *want)
+{
+	char line[1024];
+	size_t tl = tag != NULL ? strlen(tag) : 0;
+	for (int k = 0; k < 50; k++) {
+		if (!ctl_get(c, line, sizeof(line)))
+			return false;
+		bool last = tag != NULL ? strncmp(line, tag, tl) == 0 && line[tl] == ' '
+		                        : strlen(line) >= 4 && line[3] == ' ';
+		if (!last)
+			continue;
+		if (strncmp(line, want, strlen(want)) != 0)
+			return ctl_fail(c, "unexpected reply \"%s\"", line);
+		return true;
+	}
+	return ctl_fail(c, "no end of reply (want %s)", want);
+}
+
+/* The permissive handshake; on success *VERSION, *BITS, *SIG_NID describe it. */
+static bool ctl_handshake(struct ctl *c, SSL_CTX *ctx, int *version, int *bits, int *sig_nid)
+{
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		return ctl_fail(c, "SSL_new failed");
+	X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), "127.0.0.1");
+	if (SSL_connect(c->ssl) != 1) {
+		char err[256];
+		ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+		return ctl_fail(c, "the permissive handshake failed: %s", err);
+	}
+	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+		return ctl_fail(c, "verification with the test CA failed: %s",
+		                X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+	X509 *peer = SSL_get1_peer_certificate(c->ssl);
+	if (peer == NULL)
+		return ctl_fail(c, "no server certificate");
+	*version = SSL_version(c->ssl);
+	*bits = EVP_PKEY_get_bits(X509_get0_pubkey(peer));
+	*sig_nid = X509_get_signature_nid(peer);
+	X509_free(peer);
+	return true;
+}
+
+/* What the row's server must do for a client that accepts anything: the
+ * plaintext part of STARTTLS, the handshake, then the rest of its dialogue. */
+static bool weak_control(const struct row *w, char *why, size_t whylen, char *seen,
+                         size_t seenlen, int *server_status)
+{
+	const char *certs = getenv("MA_TEST_CERTS");
+	bool starttls = strcmp(w->mode, "starttls") == 0;
+	struct fake_server fs;
+	struct fake_result fr;
+	struct ctl c = { .fd = -1, .why = why, .whylen = whylen };
+	SSL_CTX *ctx = NULL;
+	char ca[PATH_MAX], line[1024];
+	int version = 0, bits = 0, sig = NID_undef;
+	bool ok = false;
+
+	why[0] = seen[0] = '\0';
+	*server_status = -100;
+	if (row_server_start(w, &fs) != 0) {
+		snprintf(why, whylen, "the fake server did not start");
+		return false;
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+		ctl_fail(&c, "cannot load %s", ca);
+		goto out;
+	}
+	/* Everything the module refuses: level 0 (1024-bit RSA, SHA-1), the
+	 * ciphers of the old versions, and exactly the row's version. */
+	SSL_CTX_set_security_level(ctx, 0);
+	SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (w->tls_max != NULL) {
+		int v = strcmp(w->tls_max, "1.0") == 0 ? TLS1_VERSION : TLS1_1_VERSION;
+		SSL_CTX_set_min_proto_version(ctx, v);
+		SSL_CTX_set_max_proto_version(ctx, v);
+	} else {
+		SSL_CTX_set_min_proto_version(ctx, 0);
+	}
+
+	c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)fs.port) };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = { .tv_sec = 5 };
+	if (c.fd < 0 || setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+	    connect(c.fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		ctl_fail(&c, "cannot connect");
+		goto out;
+	}
+	if (w->proto == P_IMAP) {
+		if (starttls && !(ctl_get(&c, line, sizeof(line)) &&
+		                  ctl_put(&c, "a1 STARTTLS\r\n") && ctl_reply(&c, "a1", "a1 OK")))
+			goto out;
+		if (!ctl_handshake(&c, ctx, &version, &bits, &sig))
+			goto out;
+		if (!starttls && !ctl_get(&c, line, sizeof(line)))
+			goto out;
+		if (!ctl_put(&c, "a2 LOGOUT\r\n") || !ctl_reply(&c, "a2", "a2 OK"))
+			goto out;
+	} else {
+		if (starttls && !(ctl_reply(&c, NULL, "220") && ctl_put(&c, "EHLO control.test\r\n") &&
+		                  ctl_reply(&c, NULL, "250") && ctl_put(&c, "STARTTLS\r\n") &&
+		                  ctl_reply(&c, NULL, "220")))
+			goto out;
+		if (!ctl_handshake(&c, ctx, &version, &bits, &sig))
+			goto out;
+		static const char creds[] = "\0" USER "\0" PASS;
+		char *b64 = ma_base64_encode((const unsigned char *)creds, sizeof(creds) - 1, NULL);
+		char auth[200];
+		snprintf(auth, sizeof(auth), "AUTH PLAIN %s\r\n", b64 != NULL ? b64 : "");
+		free(b64);
+		if (!(starttls || ctl_reply(&c, NULL, "220")) ||
+		    !ctl_put(&c, "EHLO control.test\r\n") || !ctl_reply(&c, NULL, "250") ||
+		    !ctl_put(&c, auth) || !ctl_reply(&c, NULL, "235") || !ctl_put(&c, "QUIT\r\n"))
+			goto out;
+	}
+	snprintf(seen, seenlen, "%s, %d-bit key, signature %s", SSL_get_version(c.ssl), bits,
+	         OBJ_nid2sn(sig));
+	/* What the row claims to be refused for is really there. */
+	if (w->tls_max != NULL &&
+	    version != (strcmp(w->tls_max, "1.0") == 0 ? TLS1_VERSION : TLS1_1_VERSION))
+		ctl_fail(&c, "the server did not speak TLS %s", w->tls_max);
+	else if (w->cert != NULL && strcmp(w->cert, "rsa1024") == 0 && bits != 1024)
+		ctl_fail(&c, "the rsa1024 certificate's key is not 1024 bits");
+	else if (w->cert != NULL && strcmp(w->cert, "sha1") == 0 &&
+	         sig != NID_sha1WithRSAEncryption)
+		ctl_fail(&c, "the sha1 certificate is not signed with sha1WithRSAEncryption");
+	else if (w->cert == NULL && (bits < 2048 || sig != NID_sha256WithRSAEncryption))
+		ctl_fail(&c, "the old-version rows must serve the good certificate");
+	else
+		ok = true;
+out:
+	if (c.ssl != NULL) {
+		SSL_shutdown(c.ssl);
+		SSL_free(c.ssl);
+	}
+	if (c.fd >= 0)
+		close(c.fd);
+	SSL_CTX_free(ctx);
+	if (fake_finish(&fs, &fr, SERVER_WAIT_MS) != 0 && ok) {
+		snprintf(why, whylen, "the fake server's record is missing or malformed");
+		ok = false;
+	}
+	*server_status = fr.status;
+	/* 0: the server's whole dialogue ran (4 would be its handshake failing). */
+	if (ok && fr.status != 0) {
+		snprintf(why, whylen, "fake server status %d, want 0", fr.status);
+		ok = false;
+	}
+	if (!ok)
+		fprintf(stderr, "---- weak-TLS control transcript ----\n%s----\n", fr.transcript);
+	fake_result_free(&fr);
+	return ok;
+}
+
+static size_t weak_rows[N_ROWS], n_weak;   /* indexes of the rows weak_row() picks */
+
+START_TEST(test_weak_control)
+{
+	char why[256], seen[128], label[160];
+	int status;
+	size_t i = weak_rows[_i];
+	row_label(&rows[i], label, sizeof(label));
+	bool ok = weak_control(&rows[i], why, sizeof(why), seen, sizeof(seen), &status);
+	if (!ok || getenv("MA_FAKE_VERBOSE") != NULL)
+		fprintf(stderr, "weak-TLS control %s: %s%s%s\n", label, seen,
+		        ok || seen[0] == '\0' ? "" : ": ", why);
+	ck_assert_msg(ok, "weak-TLS control %s: %s", label, why);
+}
+END_TEST
+
 static void print_table(void)
 {
 	char why[256], label[160];
@@ -785,6 +1060,13 @@ static Suite *hostile_pam_suite(void)
 	TCase *tc = tcase_create("rows");
 	tcase_add_loop_test(tc, test_row, 0, (int)N_ROWS);
 	suite_add_tcase(s, tc);
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (weak_row(&rows[i]))
+			weak_rows[n_weak++] = i;
+	TCase *weak = tcase_create("weak_tls_controls");
+	tcase_set_timeout(weak, 30);
+	tcase_add_loop_test(weak, test_weak_control, 0, (int)n_weak);
+	suite_add_tcase(s, weak);
 	return s;
 }
 
@@ -811,7 +1093,10 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	long t0 = fake_now_ms();
-	run_all();
+	/* CK_RUN_CASE=weak_tls_controls runs only the controls: no PAM rows then. */
+	const char *only = getenv("CK_RUN_CASE");
+	if (only == NULL || strcmp(only, "rows") == 0)
+		run_all();
 	long total = fake_now_ms() - t0;
 
 	int rc = ma_unit_run(hostile_pam_suite());
