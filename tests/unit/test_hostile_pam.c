@@ -20,7 +20,8 @@
  *   - the server saw no rule broken (fake server exit status 0, or 4 when its
  *     handshake failed; rows with a bad certificate or an old TLS version
  *     must end in 4 with no application data);
- *   - exactly one password prompt.
+ *   - exactly one password prompt;
+ *   - the same descriptors open after pam_end as before pam_start (SPEC 7).
  * The rows whose server answers before the command was sent (presend_*,
  * 235-before-*) use the wrong password: a client that takes the early
  * "OK" / "235" as the verdict turns it into PAM_SUCCESS.
@@ -36,6 +37,7 @@
  * the PKI) and the built pam_mailauth.so at the repository root.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -50,6 +52,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -394,6 +397,8 @@ struct result {
 	char secret_before_tls[64];  /* the form found, "" when none */
 	char secret_anywhere[64];
 	char command_before_tls[16];
+	int fds_before, fds_after; /* open descriptors around pam_start .. pam_end */
+	char fd_change[200];       /* "" when the same ones were open, else what changed */
 	char transcript[TRANSCRIPT_MAX];
 };
 
@@ -544,6 +549,76 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 	return PAM_SUCCESS;
 }
 
+/* ---- descriptors ---------------------------------------------------------------------- */
+
+#define MAX_FDS 256
+
+struct fd_snapshot {
+	size_t n;
+	int fd[MAX_FDS];
+};
+
+/* The descriptors this process has open (without the one that lists them);
+ * -1 when /proc/self/fd cannot be read or holds more than MAX_FDS. */
+static int fd_snapshot(struct fd_snapshot *s)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	s->n = 0;
+	if (d == NULL)
+		return -1;
+	int self = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = atoi(e->d_name);
+		if (fd == self)
+			continue;
+		if (s->n == MAX_FDS) {
+			closedir(d);
+			return -1;
+		}
+		s->fd[s->n++] = fd;
+	}
+	closedir(d);
+	return 0;
+}
+
+static bool fd_in(const struct fd_snapshot *s, int fd)
+{
+	for (size_t k = 0; k < s->n; k++)
+		if (s->fd[k] == fd)
+			return true;
+	return false;
+}
+
+/* What differs between BEFORE and AFTER, into BUF ("" when nothing): the
+ * descriptors left open (with what they point to) and those closed. */
+static void fd_changes(const struct fd_snapshot *before, const struct fd_snapshot *after,
+                       char *buf, size_t len)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (size_t k = 0; k < after->n && o < len; k++) {
+		char link[64], target[96] = "?";
+		if (fd_in(before, after->fd[k]))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", after->fd[k]);
+		ssize_t t = readlink(link, target, sizeof(target) - 1);
+		if (t > 0)
+			target[t] = '\0';
+		int m = snprintf(buf + o, len - o, "%sfd %d left open (%s)", o ? ", " : "",
+		                 after->fd[k], target);
+		o = m < 0 ? len : o + (size_t)m;
+	}
+	for (size_t k = 0; k < before->n && o < len; k++) {
+		if (fd_in(after, before->fd[k]))
+			continue;
+		int m = snprintf(buf + o, len - o, "%sfd %d closed", o ? ", " : "", before->fd[k]);
+		o = m < 0 ? len : o + (size_t)m;
+	}
+}
+
 static void setup_error(struct result *r, const char *what)
 {
 	snprintf(r->setup_error, sizeof(r->setup_error), "%s (errno %d)", what, errno);
@@ -621,6 +696,17 @@ static void run_row(size_t i)
 	struct conv_data cd = { .password = password };
 	struct pam_conv pc = { conv, &cd };
 	pam_handle_t *pamh = NULL;
+	struct fd_snapshot fds_before, fds_after;
+	/* glibc keeps its syslog socket open after the first message (pam_syslog
+	 * never calls closelog, and a module must not): connect it now, so that it
+	 * is in both snapshots and not taken for the module's. */
+	openlog("test_hostile_pam", LOG_NDELAY | LOG_PID, LOG_AUTHPRIV);
+	if (fd_snapshot(&fds_before) != 0) {
+		setup_error(r, "cannot list /proc/self/fd");
+		fake_stop(&fs, 0);
+		remove_dir(dir);
+		_exit(0);
+	}
 	int rc = pam_start_confdir("svc", USER, &pc, dir, &pamh);
 	if (rc != PAM_SUCCESS) {
 		setup_error(r, "pam_start_confdir failed");
@@ -634,6 +720,14 @@ static void run_row(size_t i)
 	pam_end(pamh, rc);
 	r->pam_rc = rc;
 	r->prompts = cd.prompts;
+	/* SPEC 7: every descriptor closed on every path, none of the caller's touched. */
+	if (fd_snapshot(&fds_after) != 0) {
+		setup_error(r, "cannot list /proc/self/fd");
+	} else {
+		r->fds_before = (int)fds_before.n;
+		r->fds_after = (int)fds_after.n;
+		fd_changes(&fds_before, &fds_after, r->fd_change, sizeof(r->fd_change));
+	}
 
 	if (fake_finish(&fs, &fr, SERVER_WAIT_MS) != 0)
 		snprintf(r->setup_error, sizeof(r->setup_error),
@@ -750,6 +844,9 @@ static bool evaluate(size_t i, char *why, size_t len)
 	else if ((w->flags & NO_LOGIN) && r->secret_anywhere[0] != '\0')
 		snprintf(why, len, "credential \"%s\" sent to a server that must not get it",
 		         r->secret_anywhere);
+	else if (r->fd_change[0] != '\0')
+		snprintf(why, len, "%d descriptors open before pam_start, %d after pam_end: %s",
+		         r->fds_before, r->fds_after, r->fd_change);
 	else if (r->prompts != 1)
 		snprintf(why, len, "%d prompts, want 1", r->prompts);
 	else if (r->elapsed_ms > MAX_MS)
