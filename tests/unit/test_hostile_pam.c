@@ -171,6 +171,8 @@ static const struct row rows[] = {
 	IMAP("smtp_greeting", "implicit", UNAVAIL, NO_LOGIN),
 	IMAP("smtp_greeting", "starttls", UNAVAIL, NO_LOGIN),
 	IMAP("ssh_greeting", "implicit", UNAVAIL, NO_LOGIN),
+	IMAP("ssh_greeting", "starttls", UNAVAIL, NO_LOGIN),
+	IMAP("nul_greeting", "implicit", UNAVAIL, NO_LOGIN),
 	IMAP("nul_greeting", "starttls", UNAVAIL, NO_LOGIN),
 	IMAP("referral_greeting", "implicit", UNAVAIL, NO_LOGIN),
 	IMAP("referral_greeting", "starttls", UNAVAIL, NO_LOGIN),
@@ -187,6 +189,8 @@ static const struct row rows[] = {
 	IMAP("presend_ok", "implicit", UNAVAIL, WRONG_PW),
 	IMAP("presend_ok", "starttls", UNAVAIL, WRONG_PW),
 	IMAP("presend_ok_greeting", "implicit", UNAVAIL, WRONG_PW),
+	/* ... before TLS: it would pass for the answer to STARTTLS. */
+	IMAP("presend_ok_greeting", "starttls", UNAVAIL, WRONG_PW),
 	IMAP("presend_ok_continuation", "implicit", UNAVAIL, WRONG_PW),
 	/* Temporary failures. */
 	IMAP("unavailable", "implicit", UNAVAIL, 0),
@@ -278,6 +282,15 @@ static const struct row rows[] = {
 	     GREET EHLO_STARTTLS
 	     "expect= STARTTLS\nsend 220 2.0.0 Ready\nreadraw\n"
 	     "send 250 AUTH PLAIN injected\nsleep 1\n"),
+	/* The go-ahead for STARTTLS in the same write as the EHLO reply, before the
+	 * command: the client must refuse to send STARTTLS over an unread reply.
+	 * The script then only records (QUIT is fine): a client that took the
+	 * early 220 and started its handshake either pipelines (status 1) or waits
+	 * for a ServerHello that never comes (FAST_MAX_MS). */
+	SMTP("starttls-reply-before-command", "starttls", UNAVAIL, NO_LOGIN,
+	     GREET "expect EHLO \n"
+	     "send 250-fake.test hello\\r\\n250-PIPELINING\\r\\n250 STARTTLS"
+	     "\\r\\n220 2.0.0 Ready to start TLS\n"),
 	/* Greetings: 554, 421, not 220, not SMTP. */
 	SMTP("greeting-554", "implicit", UNAVAIL, NO_LOGIN,
 	     "tls\nsend 554 5.3.2 No SMTP service here\n"),
@@ -288,8 +301,10 @@ static const struct row rows[] = {
 	     "send 421 4.3.2 Service shutting down\nclose\n"),
 	SMTP("greeting-250", "starttls", UNAVAIL, NO_LOGIN, "send 250 fake.test hello\n"),
 	SMTP("greeting-ssh", "implicit", UNAVAIL, NO_LOGIN, "tls\nsend SSH-2.0-OpenSSH_9.2p1\n"),
+	SMTP("greeting-ssh", "starttls", UNAVAIL, NO_LOGIN, "send SSH-2.0-OpenSSH_9.2p1\n"),
 	SMTP("greeting-imap", "starttls", UNAVAIL, NO_LOGIN, "send * OK IMAP4rev1 ready\n"),
 	SMTP("greeting-binary", "implicit", UNAVAIL, NO_LOGIN, "tls\nsend 220 \\x00\\x01\\xff\n"),
+	SMTP("greeting-binary", "starttls", UNAVAIL, NO_LOGIN, "send 220 \\x00\\x01\\xff\n"),
 	/* EHLO refused, malformed multi-line reply. */
 	SMTP("ehlo-500", "starttls", UNAVAIL, NO_LOGIN,
 	     GREET "expect EHLO \nsend 500 5.5.1 Command unrecognized\n"),
@@ -326,6 +341,7 @@ static const struct row rows[] = {
 	SMTP("ehlo-endless-after-tls", "starttls", UNAVAIL, NO_LOGIN,
 	     UP_S "expect EHLO \nflood 250-PIPELINING\n"),
 	SMTP("greeting-endless", "implicit", UNAVAIL, NO_LOGIN, "tls\nflood 220-welcome\n"),
+	SMTP("greeting-endless", "starttls", UNAVAIL, NO_LOGIN, "flood 220-welcome\n"),
 	/* Silent, dripping, resetting: greeting. */
 	SMTP("greeting-silent", "implicit", UNAVAIL, SLOW | NO_LOGIN, "tls\nsleep 10\n"),
 	SMTP("greeting-silent", "starttls", UNAVAIL, SLOW | NO_LOGIN, "sleep 10\n"),
