@@ -36,8 +36,8 @@
  * Needs MA_TEST_CERTS (tests/run-tests.sh exports it; else fake.h makes
  * the PKI) and the built pam_mailauth.so at the repository root.
  */
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
