@@ -76,11 +76,14 @@ struct srv_conf {
 	const char *auth;         /* "AUTH=... AUTH=..." for the greeting */
 	enum misbehave mb;
 	const char *iter;         /* i= as sent; NULL: "4096" */
+	bool resume;              /* one server context for the whole test, with a TLS 1.2
+	                             session cache: the second login can resume */
 };
 
 /* What the server saw; read by the test after the thread has ended. */
 struct seen {
 	bool handshake;              /* TLS came up */
+	bool resumed;                /* ... by resuming an earlier session */
 	int n_auth;                  /* AUTHENTICATE commands */
 	char mech[MAX_AUTH][32];     /* ... and their mechanisms, in order */
 	char gs2[64];                /* gs2 header of the first SCRAM client-first */
@@ -584,7 +587,30 @@ static void srv_session(struct srv *s)
 	}
 }
 
+static SSL_CTX *srv_ctx_new(struct srv *s);
+
+/* The context of a resume test, kept between its connections (check runs
+ * every test in a process of its own, and its connections one by one). */
+static SSL_CTX *resume_ctx;
+
+/* A context for one connection; the caller frees its reference. */
 static SSL_CTX *srv_ctx(struct srv *s)
+{
+	if (!s->conf.resume)
+		return srv_ctx_new(s);
+	if (resume_ctx == NULL) {
+		resume_ctx = srv_ctx_new(s);
+		if (resume_ctx == NULL)
+			return NULL;
+		static const unsigned char sid_ctx[] = "test_scram_server";
+		SSL_CTX_set_session_cache_mode(resume_ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_set_session_id_context(resume_ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	}
+	SSL_CTX_up_ref(resume_ctx);
+	return resume_ctx;
+}
+
+static SSL_CTX *srv_ctx_new(struct srv *s)
 {
 	char cert[PATH_MAX + 16], key[PATH_MAX + 16];
 	snprintf(cert, sizeof(cert), "%s/server.pem", s->certs);
@@ -618,9 +644,12 @@ static void srv_binding(struct srv *s)
 			s->cb_len = 32;
 	} else {
 		/* RFC 5929 3.1: the first Finished of the handshake; in a full
-		 * handshake that is the client's, i.e. the server's peer's. */
+		 * handshake that is the client's, i.e. the server's peer's; in an
+		 * abbreviated (resumed) one the server's own, which comes first. */
 		s->cb_type = "tls-unique";
-		s->cb_len = SSL_get_peer_finished(s->ssl, s->cb, sizeof(s->cb));
+		s->cb_len = SSL_session_reused(s->ssl)
+			? SSL_get_finished(s->ssl, s->cb, sizeof(s->cb))
+			: SSL_get_peer_finished(s->ssl, s->cb, sizeof(s->cb));
 	}
 }
 
@@ -660,8 +689,13 @@ static void *srv_main(void *arg)
 		}
 	}
 	s->seen.handshake = true;
+	s->seen.resumed = SSL_session_reused(s->ssl) == 1;
 	srv_binding(s);
 	srv_session(s);
+	/* OpenSSL drops a session from the server cache when SSL_free() comes
+	 * without our close_notify ("bad session"): send it, for resume tests. */
+	if (s->conf.resume)
+		SSL_shutdown(s->ssl);
 out:
 	SSL_free(s->ssl);
 	s->ssl = NULL;
@@ -899,6 +933,29 @@ START_TEST(test_plus_excluded_by_config)
 }
 END_TEST
 
+/*
+ * tls-unique on a resumed TLS 1.2 session is the server's Finished, not
+ * ours (RFC 5929 3.1: "the first TLS Finished message sent in the most
+ * recent handshake"): the client must switch sides, or a resumed login
+ * fails.  The server computes its own view of it, independently.
+ */
+START_TEST(test_plus_tls12_resumed)
+{
+	struct srv_conf conf = { .tls_max = TLS1_2_VERSION, .auth = ADV_256, .resume = true };
+	struct outcome o;
+	run(&o, "tls1.2 full handshake", &conf, NULL, NULL, PASSWORD);
+	expect_err(&o, MA_OK);
+	expect(&o, !o.seen.resumed, "%s: resumed a session nobody made", o.label);
+	run(&o, "tls1.2 resumed", &conf, NULL, NULL, PASSWORD);
+	expect(&o, o.seen.resumed, "%s: the client did not resume (the test proves nothing)",
+	       o.label);
+	expect_err(&o, MA_OK);
+	expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256-PLUS");
+	expect(&o, o.seen.cb_checked && o.seen.cb_true && o.seen.cb_match,
+	       "%s: the client's tls-unique is not the resumed session's", o.label);
+}
+END_TEST
+
 /* ---- 5: a channel binding that does not match (MITM) ---- */
 
 START_TEST(test_cb_mismatch)
@@ -1109,6 +1166,7 @@ static Suite *scram_server_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_loop_test(tc, test_plus, 0, (int)(sizeof(plus_cases) / sizeof(plus_cases[0])));
 	tcase_add_test(tc, test_tls12_no_ems);
+	tcase_add_test(tc, test_plus_tls12_resumed);
 	tcase_add_test(tc, test_no_plus_advertised);
 	tcase_add_test(tc, test_plus_excluded_by_config);
 	tcase_add_loop_test(tc, test_cb_mismatch, 0, 2);
