@@ -22,7 +22,7 @@ tests() {
 	# PAM test libraries, Postfix, sshd end to end, the tool comparison,
 	# packaging, sanitizers, fuzzing, valgrind and static analysis.
 	printf '%s\n' libpamtest0-dev postfix openssh-server openssh-client sshpass \
-		python3 curl git debhelper dpkg-dev lintian mandoc clang libclang-rt-14-dev \
+		python3 curl git libnss-wrapper debhelper dpkg-dev lintian mandoc clang libclang-rt-14-dev \
 		valgrind cppcheck
 }
 
