@@ -606,6 +606,11 @@ class GoodNocap(Imap):
     greeting_caps = False
 
 
+@scenario("good_nocap_starttls", "starttls")
+class GoodNocapStarttls(Imap):
+    greeting_caps = False
+
+
 @scenario("plain_continuation", "implicit")
 class PlainContinuation(Imap):
     caps_tls = "IMAP4rev1 AUTH=PLAIN"

@@ -203,6 +203,27 @@ START_TEST(test_good_wrong_password)
 }
 END_TEST
 
+/* The client's bytes, exactly / at the start / at the end. */
+static void expect_bytes(const char *got, size_t len, const char *want, const char *where)
+{
+	ck_assert_msg(len == strlen(want) && memcmp(got, want, len) == 0,
+	              "%s: sent \"%.*s\", want \"%s\"", where, (int)len, got ? got : "", want);
+}
+
+static void expect_prefix(const char *got, size_t len, const char *want, const char *where)
+{
+	size_t n = strlen(want);
+	ck_assert_msg(len >= n && memcmp(got, want, n) == 0, "%s: sent \"%.*s\", want it to start "
+	              "\"%s\"", where, (int)len, got ? got : "", want);
+}
+
+static void expect_suffix(const char *got, size_t len, const char *want, const char *where)
+{
+	size_t n = strlen(want);
+	ck_assert_msg(len >= n && memcmp(got + len - n, want, n) == 0, "%s: sent \"%.*s\", want "
+	              "it to end \"%s\"", where, (int)len, got ? got : "", want);
+}
+
 START_TEST(test_good_starttls)
 {
 	struct run r;
@@ -214,6 +235,26 @@ START_TEST(test_good_starttls)
 	ck_assert_msg(fake_plain_contains(&r.fr, " STARTTLS\r\n"), "no STARTTLS before TLS");
 	expect_no_secret_before_tls(&r);
 	ck_assert_msg(!fake_plain_contains(&r.fr, "AUTHENTICATE"), "AUTHENTICATE before TLS");
+	/* The protocol minimum, byte for byte: the greeting's capabilities
+	 * name STARTTLS, so nothing but STARTTLS goes out before TLS; after
+	 * it CAPABILITY is asked again (SPEC 2), then one AUTHENTICATE with
+	 * SASL-IR, then LOGOUT. */
+	expect_bytes(r.fr.plain, r.fr.plain_len, "a1 STARTTLS\r\n", "before TLS");
+	expect_prefix(r.fr.tls, r.fr.tls_len, "a2 CAPABILITY\r\na3 AUTHENTICATE PLAIN ", "over TLS");
+	expect_suffix(r.fr.tls, r.fr.tls_len, "\r\na4 LOGOUT\r\n", "over TLS");
+	fake_result_free(&r.fr);
+}
+END_TEST
+
+START_TEST(test_good_nocap_starttls)
+{
+	/* A greeting without capabilities costs one CAPABILITY before STARTTLS. */
+	struct run r;
+	run_case(&r, "good_nocap_starttls", "starttls", NULL, "secret", NULL, NULL);
+	expect_err(&r, MA_OK);
+	expect_status(&r, 0);
+	expect_bytes(r.fr.plain, r.fr.plain_len, "a1 CAPABILITY\r\na2 STARTTLS\r\n", "before TLS");
+	expect_prefix(r.fr.tls, r.fr.tls_len, "a3 CAPABILITY\r\na4 AUTHENTICATE PLAIN ", "over TLS");
 	fake_result_free(&r.fr);
 }
 END_TEST
@@ -466,6 +507,7 @@ static Suite *fake_imap_suite(void)
 	tcase_add_test(tc, test_good_wrong_password);
 	tcase_add_test(tc, test_good_starttls);
 	tcase_add_test(tc, test_good_nocap);
+	tcase_add_test(tc, test_good_nocap_starttls);
 	tcase_add_test(tc, test_plain_continuation);
 	tcase_add_test(tc, test_login_mech);
 	tcase_add_test(tc, test_login_command);
