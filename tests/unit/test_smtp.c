@@ -698,6 +698,29 @@ START_TEST(login_unusual_prompts)
 }
 END_TEST
 
+START_TEST(login_microsoft365_style)
+{
+	static struct run r;
+	/* smtp.office365.com:587 after STARTTLS: "250-AUTH LOGIN XOAUTH2" is all
+	 * it offers; XOAUTH2 is not ours, LOGIN is, with its base64 prompts
+	 * "Username:" / "Password:". */
+	run_case(&r, "login-m365", "starttls",
+	         PRE_TLS "expect EHLO \n"
+	         "send 250-SN4PR0401CA0001.outlook.office365.com Hello [192.0.2.1]\\r\\n"
+	         "250-SIZE 157286400\\r\\n250-PIPELINING\\r\\n250-AUTH LOGIN XOAUTH2\\r\\n"
+	         "250 8BITMIME\n"
+	         "expect= AUTH LOGIN\n"
+	         "send 334 VXNlcm5hbWU6\n"
+	         "expect= {USER}\n"
+	         "send 334 UGFzc3dvcmQ6\n"
+	         "expect= {PASS}\n"
+	         "send 235 2.7.0 Authentication successful\n" QUIT, NULL, NULL);
+	expect_err(&r, MA_OK);
+	expect_status(&r, 0);
+	expect_mech(&r, "LOGIN");
+}
+END_TEST
+
 START_TEST(login_empty_prompts)
 {
 	static struct run r;
@@ -1207,6 +1230,7 @@ static Suite *smtp_suite(void)
 	tcase_add_test(tc, auth_only_before_tls);
 	tcase_add_test(tc, login_standard_prompts);
 	tcase_add_test(tc, login_unusual_prompts);
+	tcase_add_test(tc, login_microsoft365_style);
 	tcase_add_test(tc, login_empty_prompts);
 	tcase_add_test(tc, login_invalid_base64);
 	tcase_add_test(tc, login_third_challenge);
