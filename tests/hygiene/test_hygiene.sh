@@ -28,7 +28,7 @@
 # and "# N passed, N failed"; exits non-zero when anything failed. Each mode's full
 # output is kept in $MA_TMP/test_hygiene/. About 1.5 minutes.
 #
-# Environment: HYG_SOAK (1000), HYG_VALGRIND_N (50), HYG_THREADS (16), HYG_PER_THREAD
+# Environment: HYG_SOAK (1000), HYG_VALGRIND_N (110: every soak case once), HYG_THREADS (16), HYG_PER_THREAD
 # (8), HYG_TSAN_PER_THREAD (4), HYG_SCAN_ROUNDS (2).
 set -uo pipefail
 
@@ -154,17 +154,17 @@ if [ $asan = 0 ]; then
 		harness_run valgrind 0 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
 			--show-leak-kinds=definite --error-exitcode=99 --child-silent-after-fork=yes \
 			--num-callers=30 --suppressions="$H/valgrind.supp" \
-			"$HARNESS" soak "${HYG_VALGRIND_N:-50}" noheap
+			"$HARNESS" soak "${HYG_VALGRIND_N:-110}" noheap
 		if grep -q 'definitely lost\|Invalid \|uninitialised\|ERROR SUMMARY: [1-9]' "$work/valgrind.log"; then
 			not_ok "valgrind: no error and no definite leak" "$(grep -E '^==' "$work/valgrind.log" | head -n 60)"
 		else
-			ok "valgrind: no error and no definite leak in ${HYG_VALGRIND_N:-50} authentications"
+			ok "valgrind: no error and no definite leak in ${HYG_VALGRIND_N:-110} authentications (every soak case at least once)"
 		fi
 	else
 		not_ok "valgrind is installed"
 	fi
 else
-	harness_run leaks 0 env ASAN_OPTIONS=detect_leaks=1 "$HARNESS" soak "${HYG_VALGRIND_N:-50}" noheap
+	harness_run leaks 0 env ASAN_OPTIONS=detect_leaks=1 "$HARNESS" soak "${HYG_VALGRIND_N:-110}" noheap
 fi
 
 # --- (c) SIGPIPE ---------------------------------------------------------------------
