@@ -1777,22 +1777,31 @@ static void new_remnants(const struct remnant *now, size_t k, struct remnant *se
 	}
 }
 
-/* fakeserver.py's TLS login (PLAIN accepted over TLS).  Its record of what
- * we sent is not read back: that would put copies in our own heap. */
-static int fake_tls_login(void)
+/* One login of LOCAL_USER with the test password through service SVC
+ * against a fake server (SCRIPT_NAME with LEAD arguments); its PAM result.
+ * The server's record of what we sent is not read back: that would put
+ * copies of the secrets in our own heap. */
+static int fake_login(const char *script_name, const char *const *lead, enum svc svc)
 {
-	struct fake_server fs;
 	const char *extra[] = { "--user", LOCAL_USER, "--password", HYG_PASSWORD, NULL };
+	struct fake_server fs;
 	int got = -1, prompts = 0;
-	if (fake_start(&fs, "good_implicit", extra) != 0)
+	if (fake_spawn(&fs, script_name, lead, extra) != 0)
 		return got;
-	if (write_config(SV_FAKE, (int)fs.port))
-		got = pam_once("fake", LOCAL_USER, HYG_PASSWORD, OP_AUTH, true, &prompts);
+	if (write_config(svc, (int)fs.port))
+		got = pam_once(svcs[svc].name, LOCAL_USER, HYG_PASSWORD, OP_AUTH, true, &prompts);
 	fake_stop(&fs, 5000);
 	unlink(fs.record);
 	unlink(fs.transcript);
 	rmdir(fs.dir);
 	return got;
+}
+
+/* PLAIN over implicit TLS against fakeserver.py. */
+static int fake_tls_login(void)
+{
+	const char *lead[] = { "--scenario", "good_implicit", NULL };
+	return fake_login("fakeserver.py", lead, SV_FAKE);
 }
 
 /* SCRAM-SHA-256 over SMTPS against fake_smtp.py (fixed salt): a login
@@ -1804,18 +1813,7 @@ static int fake_scram_login(void)
 		"expect EHLO \nsend 250-fake.test\\r\\n250 AUTH SCRAM-SHA-256\n"
 		"scram ok\nexpect= QUIT\n";
 	const char *lead[] = { "--scenario", "scan-scram", "--script", script, NULL };
-	const char *extra[] = { "--user", LOCAL_USER, "--password", HYG_PASSWORD, NULL };
-	struct fake_server fs;
-	int got = -1, prompts = 0;
-	if (fake_spawn(&fs, "fake_smtp.py", lead, extra) != 0)
-		return got;
-	if (write_config(SV_FAKESMTP, (int)fs.port))
-		got = pam_once("fakesmtp", LOCAL_USER, HYG_PASSWORD, OP_AUTH, true, &prompts);
-	fake_stop(&fs, 5000);
-	unlink(fs.record);
-	unlink(fs.transcript);
-	rmdir(fs.dir);
-	return got;
+	return fake_login("fake_smtp.py", lead, SV_FAKESMTP);
 }
 
 static void mode_scan(unsigned rounds)
@@ -1954,7 +1952,9 @@ static void mode_scan(unsigned rounds)
 	}
 	printf("# scan: %lu blocks (%lu bytes) freed during pam_authenticate were searched for %zu needles\n",
 	       k.blocks_scanned, k.bytes_scanned, n_needles);
-	check(canary_frees == 1 && canary_remnants >= 1,
+	/* At least once: malloc hands the canary's chunk out again without
+	 * clearing it, so a later block may carry the stale copy into free(). */
+	check(canary_frees >= 1 && canary_remnants >= 1,
 	      "scan: control: a canary freed unwiped is seen by the free scan (%u) and by the memory "
 	      "sweep (%u)", canary_frees, canary_remnants);
 	check(k.blocks_scanned > 0 && k.events_dropped == 0, "scan: the shim saw the frees (%lu) and "
@@ -2061,7 +2061,10 @@ int main(int argc, char **argv)
 	pthread_t t0;
 	if (pthread_create(&t0, NULL, noop_thread, NULL) == 0)
 		pthread_join(t0, NULL);
-	base_threads = thread_count();
+	/* pthread_join() may return while the kernel still lists the exiting
+	 * thread in /proc/self/task: count once that has settled (1, or 2
+	 * with ThreadSanitizer's own thread, which then stays). */
+	base_threads = settle_threads(1, 500);
 	if (!setup()) {
 		teardown();
 		return 1;
