@@ -203,25 +203,18 @@ START_TEST(test_good_wrong_password)
 }
 END_TEST
 
-/* The client's bytes, exactly / at the start / at the end. */
-static void expect_bytes(const char *got, size_t len, const char *want, const char *where)
-{
-	ck_assert_msg(len == strlen(want) && memcmp(got, want, len) == 0,
-	              "%s: sent \"%.*s\", want \"%s\"", where, (int)len, got ? got : "", want);
-}
+/* The client's bytes GOT (LEN) are WANT exactly, or start or end with it. */
+enum match { EXACTLY, STARTS, ENDS };
 
-static void expect_prefix(const char *got, size_t len, const char *want, const char *where)
+static void expect_sent(const char *got, size_t len, enum match how, const char *want,
+                        const char *where)
 {
 	size_t n = strlen(want);
-	ck_assert_msg(len >= n && memcmp(got, want, n) == 0, "%s: sent \"%.*s\", want it to start "
-	              "\"%s\"", where, (int)len, got ? got : "", want);
-}
-
-static void expect_suffix(const char *got, size_t len, const char *want, const char *where)
-{
-	size_t n = strlen(want);
-	ck_assert_msg(len >= n && memcmp(got + len - n, want, n) == 0, "%s: sent \"%.*s\", want "
-	              "it to end \"%s\"", where, (int)len, got ? got : "", want);
+	bool ok = how == EXACTLY ? len == n && memcmp(got, want, n) == 0
+	        : len >= n && memcmp(how == STARTS ? got : got + len - n, want, n) == 0;
+	ck_assert_msg(ok, "%s: sent \"%.*s\", want it %s \"%s\"", where, (int)len,
+	              got != NULL ? got : "",
+	              how == EXACTLY ? "to be" : how == STARTS ? "to start" : "to end", want);
 }
 
 START_TEST(test_good_starttls)
@@ -239,9 +232,9 @@ START_TEST(test_good_starttls)
 	 * name STARTTLS, so nothing but STARTTLS goes out before TLS; after
 	 * it CAPABILITY is asked again (SPEC 2), then one AUTHENTICATE with
 	 * SASL-IR, then LOGOUT. */
-	expect_bytes(r.fr.plain, r.fr.plain_len, "a1 STARTTLS\r\n", "before TLS");
-	expect_prefix(r.fr.tls, r.fr.tls_len, "a2 CAPABILITY\r\na3 AUTHENTICATE PLAIN ", "over TLS");
-	expect_suffix(r.fr.tls, r.fr.tls_len, "\r\na4 LOGOUT\r\n", "over TLS");
+	expect_sent(r.fr.plain, r.fr.plain_len, EXACTLY, "a1 STARTTLS\r\n", "before TLS");
+	expect_sent(r.fr.tls, r.fr.tls_len, STARTS, "a2 CAPABILITY\r\na3 AUTHENTICATE PLAIN ", "over TLS");
+	expect_sent(r.fr.tls, r.fr.tls_len, ENDS, "\r\na4 LOGOUT\r\n", "over TLS");
 	fake_result_free(&r.fr);
 }
 END_TEST
@@ -253,8 +246,8 @@ START_TEST(test_good_nocap_starttls)
 	run_case(&r, "good_nocap_starttls", "starttls", NULL, "secret", NULL, NULL);
 	expect_err(&r, MA_OK);
 	expect_status(&r, 0);
-	expect_bytes(r.fr.plain, r.fr.plain_len, "a1 CAPABILITY\r\na2 STARTTLS\r\n", "before TLS");
-	expect_prefix(r.fr.tls, r.fr.tls_len, "a3 CAPABILITY\r\na4 AUTHENTICATE PLAIN ", "over TLS");
+	expect_sent(r.fr.plain, r.fr.plain_len, EXACTLY, "a1 CAPABILITY\r\na2 STARTTLS\r\n", "before TLS");
+	expect_sent(r.fr.tls, r.fr.tls_len, STARTS, "a3 CAPABILITY\r\na4 AUTHENTICATE PLAIN ", "over TLS");
 	fake_result_free(&r.fr);
 }
 END_TEST

@@ -496,6 +496,13 @@ static void expect_mech(const struct run *r, const char *want)
 	"send 250-fake.test hello\\r\\n250-PIPELINING\\r\\n" caps "\n"
 #define PLAIN_OK "expect= AUTH PLAIN {PLAIN}\nsend 235 2.7.0 Authentication successful\n"
 #define QUIT "expect= QUIT\n"
+/* AUTH LOGIN with the usual "Username:" / "Password:" prompts, up to the verdict. */
+#define LOGIN_EXCHANGE \
+	"expect= AUTH LOGIN\n" \
+	"send 334 VXNlcm5hbWU6\n" \
+	"expect= {USER}\n" \
+	"send 334 UGFzc3dvcmQ6\n" \
+	"expect= {PASS}\n"
 
 START_TEST(starttls_plain_ok)
 {
@@ -666,11 +673,7 @@ START_TEST(login_standard_prompts)
 	static struct run r;
 	run_case(&r, "login-standard", "starttls",
 	         PRE_TLS EHLO_TLS("250 AUTH LOGIN")
-	         "expect= AUTH LOGIN\n"
-	         "send 334 VXNlcm5hbWU6\n"
-	         "expect= {USER}\n"
-	         "send 334 UGFzc3dvcmQ6\n"
-	         "expect= {PASS}\n"
+	         LOGIN_EXCHANGE
 	         "send 235 2.7.0 Authentication successful\n" QUIT, NULL, NULL);
 	expect_err(&r, MA_OK);
 	expect_status(&r, 0);
@@ -709,11 +712,7 @@ START_TEST(login_microsoft365_style)
 	         "send 250-SN4PR0401CA0001.outlook.office365.com Hello [192.0.2.1]\\r\\n"
 	         "250-SIZE 157286400\\r\\n250-PIPELINING\\r\\n250-AUTH LOGIN XOAUTH2\\r\\n"
 	         "250 8BITMIME\n"
-	         "expect= AUTH LOGIN\n"
-	         "send 334 VXNlcm5hbWU6\n"
-	         "expect= {USER}\n"
-	         "send 334 UGFzc3dvcmQ6\n"
-	         "expect= {PASS}\n"
+	         LOGIN_EXCHANGE
 	         "send 235 2.7.0 Authentication successful\n" QUIT, NULL, NULL);
 	expect_err(&r, MA_OK);
 	expect_status(&r, 0);
@@ -759,11 +758,7 @@ START_TEST(login_third_challenge)
 	static struct run r;
 	run_case(&r, "login-third", "implicit",
 	         "tls\n" GREET EHLO_TLS("250 AUTH LOGIN")
-	         "expect= AUTH LOGIN\n"
-	         "send 334 VXNlcm5hbWU6\n"
-	         "expect= {USER}\n"
-	         "send 334 UGFzc3dvcmQ6\n"
-	         "expect= {PASS}\n"
+	         LOGIN_EXCHANGE
 	         "send 334 VXNlcm5hbWU6\n"
 	         "expect= *\n", NULL, NULL);
 	expect_err(&r, MA_PROTOCOL);
@@ -844,11 +839,7 @@ START_TEST(unsupported_504_then_next)
 	         PRE_TLS EHLO_TLS("250 AUTH PLAIN LOGIN")
 	         "expect= AUTH PLAIN {PLAIN}\n"
 	         "send 504 5.5.4 Unrecognized authentication type\n"
-	         "expect= AUTH LOGIN\n"
-	         "send 334 VXNlcm5hbWU6\n"
-	         "expect= {USER}\n"
-	         "send 334 UGFzc3dvcmQ6\n"
-	         "expect= {PASS}\n"
+	         LOGIN_EXCHANGE
 	         "send 235 ok\n" QUIT, NULL, NULL);
 	expect_err(&r, MA_OK);
 	expect_status(&r, 0);
@@ -903,11 +894,7 @@ START_TEST(mechanisms_config_restricts)
 	/* Only LOGIN allowed by the configuration: PLAIN is not tried. */
 	run_case(&r, "config-login-only", "implicit",
 	         "tls\n" GREET EHLO_TLS("250 auth plain login")
-	         "expect= AUTH LOGIN\n"
-	         "send 334 VXNlcm5hbWU6\n"
-	         "expect= {USER}\n"
-	         "send 334 UGFzc3dvcmQ6\n"
-	         "expect= {PASS}\n"
+	         LOGIN_EXCHANGE
 	         "send 235 ok\n" QUIT, NULL, "mechanisms = {\"LOGIN\"}");
 	expect_err(&r, MA_OK);
 	expect_status(&r, 0);

@@ -238,19 +238,28 @@ static int silent_listener(unsigned *port)
 	return fd;
 }
 
-START_TEST(silent_server_leaves_time_for_the_next)
+/* timeout = 2, two servers: "hang" (a silent listener) first, then SECOND,
+ * the fake server playing SCENARIO.  Returns the listener, for the caller
+ * to close after its assertions. */
+static int run_after_hanging_server(struct outcome *o, const char *scenario, const char *second)
 {
-	/* timeout = 2 and two servers: the hanging first one gets half of it,
-	 * then the next one answers within the same timeout. */
 	unsigned port;
 	int hang = silent_listener(&port);
 	char conf[1024];
 	snprintf(conf, sizeof(conf),
 	         "timeout = 2\nca_file = \"@CERTS@/ca.pem\"\n"
 	         "server hang { host = \"127.0.0.1\" port = %u }\n"
-	         "server up { host = \"127.0.0.1\" port = @PORT@ }\n", port);
+	         "server %s { host = \"127.0.0.1\" port = @PORT@ }\n", port, second);
+	run(o, scenario, implicit, conf);
+	return hang;
+}
+
+START_TEST(silent_server_leaves_time_for_the_next)
+{
+	/* timeout = 2 and two servers: the hanging first one gets half of it,
+	 * then the next one answers within the same timeout. */
 	struct outcome o;
-	run(&o, "good_implicit", implicit, conf);
+	int hang = run_after_hanging_server(&o, "good_implicit", "up");
 	ck_assert_msg(o.err == MA_OK, "%s: %s", ma_err_name(o.err), o.res.detail);
 	ck_assert_str_eq(o.res.server, "up");
 	ck_assert_int_ge(o.ms, 900);
@@ -264,15 +273,8 @@ START_TEST(one_deadline_for_all_servers)
 {
 	/* Two hanging servers: the shares add up to the one timeout, never
 	 * more, and the call ends at the deadline, not twice it. */
-	unsigned port;
-	int hang = silent_listener(&port);
-	char conf[1024];
-	snprintf(conf, sizeof(conf),
-	         "timeout = 2\nca_file = \"@CERTS@/ca.pem\"\n"
-	         "server hang { host = \"127.0.0.1\" port = %u }\n"
-	         "server silent { host = \"127.0.0.1\" port = @PORT@ }\n", port);
 	struct outcome o;
-	run(&o, "silent", implicit, conf);
+	int hang = run_after_hanging_server(&o, "silent", "silent");
 	ck_assert_int_eq(o.err, MA_TIMEOUT);
 	ck_assert_str_eq(o.res.server, "silent");
 	ck_assert_int_ge(o.ms, 1900);
