@@ -96,26 +96,50 @@ for mode in starttls implicit; do
 	expect_log "$dlog" 'submission-login: .*Login: user=<carol>, method=PLAIN, .*TLS' \
 		"$what: carol got in by falling back to PLAIN over TLS"
 
+	log_mark "$dlog"
 	expect_pam "$svc" erin "$MA_PW_ERIN" "$MA_PAM_SUCCESS" "$what: erin (SCRAM-SHA-256 stored)"
+	expect_log "$dlog" 'submission-login: .*Login: user=<erin>, method=SCRAM-SHA-256, .*TLS' \
+		"$what: Dovecot logged erin in with SCRAM-SHA-256 over TLS"
 
 	log_mark "$dlog"
 	expect_pam "$svc" alice "" "$MA_PAM_AUTH_ERR" "$what: empty password is refused"
 	expect_no_log "$dlog" 'submission-login' "$what: empty password: no connection to Dovecot"
 done
 
+# Postfix's disconnect line counts every command of the session (only the non-zero ones;
+# "auth=0/2": 0 of 2 succeeded; "commands=" is the total, so nothing else was sent):
+#   STARTTLS  EHLO, STARTTLS, EHLO again (capabilities are asked again after TLS), AUTH,
+#             QUIT                                    ehlo=2 starttls=1 auth=1 quit=1
+#   implicit  EHLO, AUTH, QUIT                        ehlo=1 auth=1 quit=1
+# A wrong password: the SCRAM rejection is retried once with PLAIN
+# (mechanism_fallback), then QUIT: auth=0/2.
 if [ $postfix_ok = 1 ]; then
 	for mode in starttls implicit; do
 		svc=smtp-postfix-$mode
 		what="postfix $mode"
+		case $mode in
+		starttls)
+			counts_ok='ehlo=2 starttls=1 auth=1 quit=1 commands=5'
+			counts_bad='ehlo=2 starttls=1 auth=0/2 quit=1 commands=4/6'
+			;;
+		implicit)
+			counts_ok='ehlo=1 auth=1 quit=1 commands=3'
+			counts_bad='ehlo=1 auth=0/2 quit=1 commands=2/4'
+			;;
+		esac
 
 		log_mark "$plog"
 		expect_pam "$svc" alice "$MA_PW_ALICE" "$MA_PAM_SUCCESS" "$what: alice, right password"
 		expect_log "$plog" 'disconnect from .* ehlo=[0-9]+ .*auth=1 ' "$what: Postfix counted one successful AUTH"
+		expect_log "$plog" "disconnect from [^ ]+ $counts_ok\$" \
+			"$what: Postfix counted exactly $counts_ok"
 		expect_log "$plog" 'TLS connection established' "$what: over TLS"
 
 		log_mark "$plog"
 		expect_pam "$svc" alice "wrong-$MA_PW_ALICE" "$MA_PAM_AUTH_ERR" "$what: alice, wrong password"
 		expect_log "$plog" 'authentication failed' "$what: Postfix logged the failed AUTH"
+		expect_log "$plog" "disconnect from [^ ]+ $counts_bad\$" \
+			"$what: wrong password: Postfix counted exactly $counts_bad (one PLAIN retry, then QUIT)"
 
 		expect_pam "$svc" bob "$MA_PW_BOB" "$MA_PAM_SUCCESS" "$what: bob, password with space, quotes, backslashes"
 		expect_pam "$svc" carol "$MA_PW_CAROL" "$MA_PAM_SUCCESS" "$what: carol (SHA512-CRYPT stored)"
