@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/tls1.h>
@@ -706,6 +708,13 @@ static void write_file(const char *p, const char *text, mode_t mode)
 	close(fd);
 }
 
+static unsigned long owner_of(const char *p)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	return (unsigned long)st.st_uid;
+}
+
 static void load_err(const char *p, const char *what)
 {
 	struct ma_config *cfg = (struct ma_config *)1;
@@ -791,21 +800,105 @@ START_TEST(load_refusals)
 }
 END_TEST
 
+/* A root-owned file as seen from inside a new user namespace in which only the
+ * caller's uid is mapped (to 0): its owner shows as the overflow uid, neither
+ * root nor the (namespace) euid, i.e. a foreign owner, without needing root.
+ * Runs in a child; exit status 0: refused as expected, 1: not refused (the
+ * message on stderr), 2: no user namespace here. */
+static int foreign_owner_in_userns(const char *root_file)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char map[64], expect[256], e[512];
+		unsigned long overflow = 65534;
+		FILE *f;
+		int fd, n;
+		uid_t outer = geteuid();
+
+		if (unshare(CLONE_NEWUSER) != 0)
+			_exit(2);
+		n = snprintf(map, sizeof(map), "0 %lu 1\n", (unsigned long)outer);
+		fd = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, map, (size_t)n) != n)
+			_exit(2);
+		close(fd);
+		if ((f = fopen("/proc/sys/kernel/overflowuid", "re")) != NULL) {
+			if (fscanf(f, "%lu", &overflow) != 1)
+				overflow = 65534;
+			fclose(f);
+		}
+		if (geteuid() != 0) {
+			fprintf(stderr, "in the namespace: euid %lu, not 0\n", (unsigned long)geteuid());
+			_exit(1);
+		}
+		struct stat st;
+		if (stat(root_file, &st) != 0 || st.st_uid != (uid_t)overflow) {
+			fprintf(stderr, "%s does not show as owned by the overflow uid %lu\n", root_file, overflow);
+			_exit(1);
+		}
+		struct ma_config *cfg = NULL;
+		snprintf(expect, sizeof(expect), "%s: owned by uid %lu, not by root", root_file, overflow);
+		if (ma_config_load(root_file, &cfg, e, sizeof(e)) != MA_CONFIG || cfg != NULL ||
+		    strncmp(e, expect, strlen(expect)) != 0) {
+			fprintf(stderr, "expected '%s', got '%s'\n", expect, e);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "user namespace child died (status %d)", status);
+	return WEXITSTATUS(status);
+}
+
+/* Owner rule (lib/config.c): the file may be owned by root or by the user the module
+ * runs as, and is never group- or world-writable; anybody else who owns it could
+ * chmod it and choose where passwords are sent. Every branch asserts: as root a file
+ * is given away with chown; otherwise a root-owned file is looked at from a user
+ * namespace; with neither, the test fails and says why. */
 START_TEST(load_foreign_owner)
 {
-	if (geteuid() != 0) {
-		fprintf(stderr, "load_foreign_owner: not root, skipped\n");
-		return;
-	}
-	make_dir();
-	write_file(path, SRV, 0644);
-	ck_assert_int_eq(chown(path, 12345, 0), 0);
-	load_err(path, "owned by uid 12345, not by root");
-	/* Owned by root again: accepted. */
-	ck_assert_int_eq(chown(path, 0, 0), 0);
 	struct ma_config *cfg = NULL;
+
+	make_dir();
+	/* Owned by the running user (root under make check), mode 0644: accepted. */
+	write_file(path, SRV, 0644);
+	ck_assert_uint_eq(geteuid(), (uid_t)owner_of(path));
 	ck_assert_int_eq(ma_config_load(path, &cfg, err, sizeof(err)), MA_OK);
 	ma_config_free(&cfg);
+	/* Being the running user's own file does not excuse group or other write. */
+	write_file(path, SRV, 0664);
+	load_err(path, "is group- or world-writable (mode 0664)");
+	write_file(path, SRV, 0646);
+	load_err(path, "is group- or world-writable (mode 0646)");
+
+	if (geteuid() == 0) {
+		write_file(path, SRV, 0644);
+		ck_assert_int_eq(chown(path, 12345, 0), 0);
+		load_err(path, "owned by uid 12345, not by root");
+		/* Not writable by anybody but its owner changes nothing. */
+		ck_assert_int_eq(chmod(path, 0600), 0);
+		load_err(path, "owned by uid 12345, not by root");
+		/* Group root, owner another: still refused. */
+		ck_assert_int_eq(chown(path, 12345, 12345), 0);
+		load_err(path, "owned by uid 12345, not by root");
+		/* Owned by root again: accepted. */
+		ck_assert_int_eq(chown(path, 0, 0), 0);
+		ck_assert_int_eq(ma_config_load(path, &cfg, err, sizeof(err)), MA_OK);
+		ma_config_free(&cfg);
+	} else {
+		/* A root-owned regular file that is not ours. */
+		const char *root_file = "/etc/passwd";
+		ck_assert_uint_eq(owner_of(root_file), 0);
+		int rc = foreign_owner_in_userns(root_file);
+		ck_assert_msg(rc != 2,
+		              "not root (euid %lu) and no user namespace available: the foreign-owner "
+		              "refusal cannot be tested here; run as root",
+		              (unsigned long)geteuid());
+		ck_assert_msg(rc == 0, "a root-owned file seen from a user namespace (foreign owner) "
+		                       "was not refused; see stderr");
+	}
 	unlink(path);
 	rmdir(dir);
 }
