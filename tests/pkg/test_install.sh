@@ -19,6 +19,15 @@ expect_file() { # expect_file PATH MODE DESC
 }
 expect_file "/lib/$multiarch/security/pam_mailauth.so" 644 "module in /lib/$multiarch/security"
 expect_file /opt/ma/bin/mailauth 755 "tool under PREFIX/bin"
+# The manual pages, uncompressed, under PREFIX/share/man, readable by all, as written.
+for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8; do
+	expect_file "/opt/ma/share/man/$page" 644 "manual page $page under PREFIX/share/man, mode 0644"
+	if cmp -s "man/${page#*/}" "$stage/opt/ma/share/man/$page"; then
+		ok "installed $page is man/${page#*/}"
+	else
+		not_ok "installed $page is man/${page#*/}"
+	fi
+done
 if [ -d "$stage/opt/ma/share/doc" ]; then ok "documentation under PREFIX/share"; else not_ok "documentation under PREFIX/share" "$(find "$stage" | head)"; fi
 stray=$(find "$stage" -path "$stage/opt/ma" -prune -o -path "$stage/lib" -prune -o -path "$stage/etc" -prune -o -type f -print)
 if [ -z "$stray" ]; then ok "nothing installed outside DESTDIR/{PREFIX,lib,etc}"; else not_ok "nothing installed outside DESTDIR/{PREFIX,lib,etc}" "$stray"; fi
