@@ -155,7 +155,7 @@ ma_write_config() {
 ma_preload() {
 	local pre="" lib path
 	for lib in libasan.so libubsan.so; do
-		if readelf -d "$MA_MODULE" 2>/dev/null | grep -q "NEEDED.*\[$lib"; then
+		if readelf -d "$MA_MODULE" 2>/dev/null | grep "NEEDED.*\[$lib" >/dev/null; then
 			path=$(${CC:-cc} -print-file-name="$lib" 2>/dev/null)
 			[ -e "$path" ] && pre="$pre${pre:+:}$path"
 		fi
@@ -226,7 +226,7 @@ log_since() {
 expect_log() {
 	local f=$1 re=$2 desc=$3 n=30
 	while [ $n -gt 0 ]; do
-		if log_since "$f" | grep -Eq -- "$re"; then
+		if log_since "$f" | grep -E -- "$re" >/dev/null; then
 			ok "$desc"
 			return 0
 		fi
@@ -239,7 +239,7 @@ expect_log() {
 expect_no_log() {
 	local f=$1 re=$2 desc=$3
 	sleep 0.3
-	if log_since "$f" | grep -Eq -- "$re"; then
+	if log_since "$f" | grep -E -- "$re" >/dev/null; then
 		not_ok "$desc" "unexpected line(s) matching /$re/ in $f:" "$(log_since "$f" | grep -E -- "$re" | tail -n 5)"
 	else
 		ok "$desc"
@@ -306,15 +306,15 @@ ma_port_listening() {
 	case $host in
 	*:*) host="[$host]" ;;
 	esac
-	ss -Hltn "src $host:$port" 2>/dev/null | grep -q . ||
-		ss -Hltn "sport = :$port" 2>/dev/null | grep -Eq "(\*|0\.0\.0\.0|\[::\]):$port\b"
+	ss -Hltn "src $host:$port" 2>/dev/null | grep . >/dev/null ||
+		ss -Hltn "sport = :$port" 2>/dev/null | grep -E "(\*|0\.0\.0\.0|\[::\]):$port\b" >/dev/null
 }
 
 # ma_closed_port: prints a loopback TCP port on which nothing listens right now.
 ma_closed_port() {
 	local p
 	for p in $(seq 29990 -7 20000); do
-		if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
+		if ! ss -Hltn "sport = :$p" 2>/dev/null | grep . >/dev/null; then
 			printf '%s\n' "$p"
 			return 0
 		fi

@@ -27,7 +27,7 @@ PAGES="man/mailauth.1 man/pam_mailauth.conf.5 man/pam_mailauth.8"
 # --- mandoc present ----------------------------------------------------------------
 
 if ! command -v mandoc >/dev/null 2>&1; then
-	if ! tests/lib/deps.sh test | grep -qx mandoc; then
+	if ! tests/lib/deps.sh test | grep -x mandoc >/dev/null; then
 		not_ok "mandoc is installed" "mandoc is missing and not in tests/lib/deps.sh's test list"
 	elif [ "$(id -u)" -ne 0 ]; then
 		not_ok "mandoc is installed" "missing; as root: apt-get install -y mandoc (tests/lib/deps.sh test)"
@@ -90,7 +90,7 @@ for page in $PAGES; do
 	plain=$(printf '%s\n' "$text" | sed 's/.\x08//g')
 	first=$(printf '%s\n' "$plain" | sed -n 1p)
 	if [ $rc -eq 0 ] && [ ! -s "$err" ] && [[ $first == "$title($sect)"*"$title($sect)" ]] &&
-		printf '%s\n' "$plain" | grep -qx 'NAME'; then
+		printf '%s\n' "$plain" | grep -x 'NAME' >/dev/null; then
 		ok "$page: mandoc renders it with no message, as $title($sect) with a NAME section"
 	else
 		not_ok "$page: mandoc renders it with no message, as $title($sect) with a NAME section" \

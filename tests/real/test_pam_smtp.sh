@@ -34,7 +34,7 @@ cleanup() {
 	fi
 }
 # ma_need_dovecot may have set an EXIT trap to stop its Dovecot; keep that duty.
-if trap -p EXIT | grep -q ma_dovecot_stop; then
+if trap -p EXIT | grep ma_dovecot_stop >/dev/null; then
 	MA_STARTED_DOVECOT=1
 fi
 trap cleanup EXIT

@@ -116,7 +116,7 @@ stop_sshd() {
 
 # Only accounts carrying our marker: an earlier alice or erin is never touched.
 ours() {
-	getent passwd "$1" | cut -d: -f5 | grep -q "^$MARK"
+	getent passwd "$1" | cut -d: -f5 | grep "^$MARK" >/dev/null
 }
 
 remove_users() {
@@ -285,7 +285,7 @@ LoginGraceTime 30
 LogLevel VERBOSE
 EOF
 # OpenSSH 9.8+ penalises addresses whose logins fail: every client here is 127.0.0.1.
-if "$SSHD" -T -f "$sconf" 2>/dev/null | grep -qi '^persourcepenalties'; then
+if "$SSHD" -T -f "$sconf" 2>/dev/null | grep -i '^persourcepenalties' >/dev/null; then
 	echo "PerSourcePenalties no" >>"$sconf"
 fi
 
@@ -424,7 +424,7 @@ for u in "${nolocal[@]}"; do
 		expect_no_log "$dlog" "$NO_CONTACT" "$method: $u: the placeholder never reached Dovecot"
 	done
 	# The password method's module line names the reason.
-	if log_since "$slog" | grep -q "SYSLOG(5): user $u: OpenSSH placeholder password"; then
+	if log_since "$slog" | grep "SYSLOG(5): user $u: OpenSSH placeholder password" >/dev/null; then
 		ok "sshd log: the module recognised OpenSSH's placeholder for $u"
 	else
 		not_ok "sshd log: the module recognised OpenSSH's placeholder for $u" "$(log_since "$slog" | tail -n 15)"
