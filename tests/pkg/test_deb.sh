@@ -12,7 +12,17 @@
 #     pam-auth-update needs; maintainer scripts that call pam-auth-update;
 #   - the packaged module exports only pam_sm_*; the packaged tool accepts the
 #     packaged configuration; the packaged manual pages render without warnings;
-#   - lintian reports no error ("E:" line);
+#   - the packaged profile through the real pam-auth-update (--root: a private
+#     /etc/pam.d, /var/lib/pam and debconf database; the system's are never
+#     touched): not in common-auth after the postinst's `--package`, in it after
+#     `--enable mailauth`, out again after the prerm's `--remove mailauth`; the
+#     generated common-auth, with the packaged module, runs through the real PAM
+#     stack (pam_wrapper + pamtester): the private Dovecot accepts a password
+#     (success=end jumps to pam_permit), a server that is down or a rejected
+#     password falls through to pam_unix (PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR are
+#     "ignore"), never PAM_SERVICE_ERR from a control pam(8) cannot parse;
+#   - lintian --fail-on error exits 0 (no error, and lintian itself worked) and
+#     reports no error ("E:" line);
 #   - the build leaves no file that git would see (debian/.gitignore is complete).
 #
 # Needs root or fakeroot, dpkg-dev, debhelper, lintian and debian/control's
@@ -32,11 +42,11 @@ started=$SECONDS
 # --- prerequisites ---------------------------------------------------------------
 
 missing=""
-for tool in dpkg-buildpackage dpkg-deb dh lintian git; do
+for tool in dpkg-buildpackage dpkg-deb dh lintian git pam-auth-update pamtester; do
 	command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-	not_ok "build tools installed" "missing:$missing (apt-get install dpkg-dev debhelper lintian git)"
+	not_ok "build tools installed" "missing:$missing (apt-get install dpkg-dev debhelper lintian git libpam-runtime pamtester)"
 	ma_done
 	exit 1
 fi
@@ -108,7 +118,7 @@ listing=$(dpkg-deb -c "$deb")
 # expect_file MODE PATH: a line of `dpkg-deb -c` with that mode, owner and path.
 expect_file() {
 	local mode=$1 path=$2
-	if printf '%s\n' "$listing" | grep -Eq "^$mode root/root +[0-9]+ [0-9-]+ [0-9:]+ \./${path//./\\.}\$"; then
+	if printf '%s\n' "$listing" | grep -E "^$mode root/root +[0-9]+ [0-9-]+ [0-9:]+ \./${path//./\\.}\$" >/dev/null; then
 		ok "contains $mode /$path"
 	else
 		not_ok "contains $mode /$path" "dpkg-deb -c says:" \
@@ -128,7 +138,7 @@ for f in "$root"/conf/*; do
 done
 
 conffiles=$(dpkg-deb -I "$deb" conffiles 2>/dev/null)
-if printf '%s\n' "$conffiles" | grep -qx '/etc/security/pam_mailauth.conf'; then
+if printf '%s\n' "$conffiles" | grep -x '/etc/security/pam_mailauth.conf' >/dev/null; then
 	ok "conffiles lists /etc/security/pam_mailauth.conf"
 else
 	not_ok "conffiles lists /etc/security/pam_mailauth.conf" "conffiles: $conffiles"
@@ -136,13 +146,13 @@ fi
 
 control=$(dpkg-deb -f "$deb")
 for field in 'Package: libpam-mailauth' 'Section: admin' 'Priority: optional'; do
-	if printf '%s\n' "$control" | grep -qx "$field"; then
+	if printf '%s\n' "$control" | grep -x "$field" >/dev/null; then
 		ok "control: $field"
 	else
 		not_ok "control: $field" "$control"
 	fi
 done
-if printf '%s\n' "$control" | grep -q '^Depends:.*libpam-runtime'; then
+if printf '%s\n' "$control" | grep '^Depends:.*libpam-runtime' >/dev/null; then
 	ok "control: Depends on libpam-runtime (pam-auth-update)"
 else
 	not_ok "control: Depends on libpam-runtime (pam-auth-update)" "$control"
@@ -181,8 +191,8 @@ ctrl=$work/control
 mkdir -p "$ctrl"
 dpkg-deb -e "$deb" "$ctrl"
 scripts_code() { grep -v '^[[:space:]]*#' "$1" 2>/dev/null; }
-if scripts_code "$ctrl/postinst" | grep -q 'pam-auth-update --package' &&
-	! scripts_code "$ctrl/postinst" | grep -q 'pam-auth-update.*--enable'; then
+if scripts_code "$ctrl/postinst" | grep 'pam-auth-update --package' >/dev/null &&
+	! scripts_code "$ctrl/postinst" | grep 'pam-auth-update.*--enable' >/dev/null; then
 	ok "postinst: pam-auth-update --package, never --enable"
 else
 	not_ok "postinst: pam-auth-update --package, never --enable" "$(cat "$ctrl/postinst" 2>&1)"
@@ -197,7 +207,7 @@ fi
 
 module=$root_fs/lib/$multiarch/security/pam_mailauth.so
 exports=$(nm -D --defined-only "$module" 2>/dev/null | awk '$2 ~ /^[TDBRW]$/ { print $3 }' | sort)
-if [ -n "$exports" ] && ! printf '%s\n' "$exports" | grep -qv '^pam_sm_'; then
+if [ -n "$exports" ] && ! printf '%s\n' "$exports" | grep -v '^pam_sm_' >/dev/null; then
 	ok "packaged module exports only pam_sm_* ($(printf '%s\n' "$exports" | tr '\n' ' '))"
 else
 	not_ok "packaged module exports only pam_sm_*" "$exports"
@@ -221,10 +231,162 @@ for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8; do
 	fi
 done
 
+# --- the profile through pam-auth-update and the real PAM stack -----------------------
+
+# pam-auth-update --root R reads R/usr/share/pam-configs and writes R/etc/pam.d and
+# R/var/lib/pam; its debconf answers go to the database DEBCONF_SYSTEMRC names. Never
+# the system's: with an empty --root it would rewrite /etc/pam.d.
+pau=$work/pau
+pau_root=$pau/root
+mkdir -p "$pau_root/usr/share/pam-configs" "$pau_root/etc/pam.d" "$pau_root/var/lib/pam" "$pau/debconf"
+cp "$profile" "$pau_root/usr/share/pam-configs/mailauth"
+cp /usr/share/pam-configs/unix "$pau_root/usr/share/pam-configs/unix"
+printf '%s\n' 'Config: configdb' 'Templates: templatedb' '' \
+	'Name: configdb' 'Driver: File' 'Mode: 600' "Filename: $pau/debconf/config.dat" '' \
+	'Name: templatedb' 'Driver: File' 'Mode: 600' "Filename: $pau/debconf/templates.dat" \
+	>"$pau/debconf.conf"
+pau_run() { # pau_run ARGS...: pam-auth-update --root on the private tree
+	local out rc
+	case $pau_root in
+	"$work"/?*) ;;
+	*)
+		not_ok "pam-auth-update $*" "refusing --root '$pau_root' (not under $work)"
+		return 1
+		;;
+	esac
+	if [ ! -s "$pau/debconf.conf" ]; then
+		not_ok "pam-auth-update $*" "no private debconf configuration"
+		return 1
+	fi
+	out=$(DEBCONF_SYSTEMRC=$pau/debconf.conf DEBIAN_FRONTEND=noninteractive \
+		pam-auth-update --root "$pau_root" "$@" 2>&1 </dev/null)
+	rc=$?
+	if [ $rc -eq 0 ] && [ -s "$pau_root/etc/pam.d/common-auth" ] &&
+		! printf '%s\n' "$out" | grep 'not updating' >/dev/null; then
+		ok "pam-auth-update $*: writes the private common-auth"
+		return 0
+	fi
+	not_ok "pam-auth-update $*: writes the private common-auth" "exit status $rc" "$out"
+	return 1
+}
+auth_lines() { grep -E '^auth[[:space:]]' "$pau_root/etc/pam.d/common-auth" 2>/dev/null; }
+
+# As the postinst runs it on a fresh system (--force: the private tree has no saved
+# state to compare with): Default: no keeps it out of common-auth.
+if pau_run --package --force; then
+	if auth_lines | grep pam_mailauth >/dev/null; then
+		not_ok "common-auth after the postinst's pam-auth-update --package: no pam_mailauth (Default: no)" "$(auth_lines)"
+	else
+		ok "common-auth after the postinst's pam-auth-update --package: no pam_mailauth (Default: no)"
+	fi
+fi
+generated=""
+if pau_run --package --enable mailauth; then
+	generated=$(auth_lines)
+	# Priority 384 > pam_unix's 256: first, with the Auth-Initial line; pam_unix next
+	# with its Auth line (try_first_pass).
+	if printf '%s\n' "$generated" | sed -n 1p | grep -E '^auth[[:space:]]+\[success=2 default=ignore\][[:space:]]+pam_mailauth\.so[[:space:]]*$' >/dev/null &&
+		printf '%s\n' "$generated" | sed -n 2p | grep -E '^auth[[:space:]]+\[success=1 default=ignore\][[:space:]]+pam_unix\.so .*try_first_pass' >/dev/null; then
+		ok "common-auth after --enable mailauth: pam_mailauth first ([success=2 default=ignore]), then pam_unix try_first_pass"
+	else
+		not_ok "common-auth after --enable mailauth: pam_mailauth first ([success=2 default=ignore]), then pam_unix try_first_pass" "$generated"
+	fi
+	# The answer went to the private database (the system's has no mailauth profile).
+	if grep -qx 'Value: mailauth, unix' "$pau/debconf/config.dat" 2>/dev/null; then
+		ok "pam-auth-update kept its answers in the private debconf database"
+	else
+		not_ok "pam-auth-update kept its answers in the private debconf database" "$(cat "$pau/debconf/config.dat" 2>&1)"
+	fi
+fi
+if pau_run --package --remove mailauth; then
+	if auth_lines | grep pam_mailauth >/dev/null; then
+		not_ok "common-auth after the prerm's pam-auth-update --package --remove mailauth: no pam_mailauth" "$(auth_lines)"
+	else
+		ok "common-auth after the prerm's pam-auth-update --package --remove mailauth: no pam_mailauth"
+	fi
+fi
+
+# The generated common-auth (as enabled) with the packaged module and a configuration
+# of ours, through pam_wrapper + pamtester. Dovecot: the suite's, or one of our own.
+have_pam_wrapper() { ldconfig -p 2>/dev/null | grep 'libpam_wrapper\.so' >/dev/null; }
+module=$root_fs/lib/$multiarch/security/pam_mailauth.so
+if [ -z "$generated" ]; then
+	not_ok "the generated common-auth runs through PAM" "no common-auth with pam_mailauth was generated"
+elif ! have_pam_wrapper; then
+	not_ok "pam_wrapper is installed (apt-get install libpam-wrapper)"
+else
+	ma_need_dovecot
+	if trap -p EXIT | grep ma_dovecot_stop >/dev/null; then
+		trap 'ma_dovecot_stop >/dev/null 2>&1; rm -rf "$work"' EXIT
+	fi
+	MA_MODULE=$module
+	down_port=$(ma_closed_port)
+	printf '%s\n' 'timeout = 3' \
+		"server down { protocol = imap host = \"127.0.0.1\" port = $down_port tls = implicit }" |
+		ma_write_config "$pau/down.conf"
+	printf '%s\n' 'timeout = 5' "ca_file = \"$MA_CERTS/ca.pem\"" \
+		"server dovecot { protocol = imap host = \"127.0.0.1\" port = ${MA_TEST_IMAPS_PORT:-0} tls = implicit }" |
+		ma_write_config "$pau/up.conf"
+	pamd=$(ma_pam_dir)
+	for which in down up; do
+		{
+			printf '%s\n' "$generated" | sed "s|pam_mailauth\.so|$module config=$pau/$which.conf|"
+			printf 'account required pam_permit.so\n'
+		} >"$pamd/pau-$which"
+	done
+	if [ "$(grep -c "pam_mailauth" "$pamd/pau-down")" -eq 1 ] && grep -q "$module config=" "$pamd/pau-down"; then
+		ok "generated common-auth uses the packaged module with config="
+	else
+		not_ok "generated common-auth uses the packaged module with config=" "$(cat "$pamd/pau-down")"
+	fi
+	user=ma-deb-nouser
+	if getent passwd "$user" >/dev/null; then
+		not_ok "no local account $user (pam_unix must not know it)"
+	fi
+
+	# pam_unix's own log lines (pam_wrapper prints them without the module name) show
+	# that it ran; pam_deny (requisite) then fails the stack.
+	unix_ran='SYSLOG\([0-9]\): (check pass; user unknown|authentication failure; logname=)'
+	expect_pam pau-down "$user" 'some password' "$MA_PAM_AUTH_ERR" \
+		"common-auth, server down: PAM_AUTH_ERR from pam_deny after pam_unix, not PAM_SERVICE_ERR"
+	if printf '%s\n' "$MA_PAM_OUT" | grep 'result=unavailable' >/dev/null &&
+		printf '%s\n' "$MA_PAM_OUT" | grep -E "$unix_ran" >/dev/null; then
+		ok "common-auth, server down: pam_mailauth unavailable, then pam_unix ran (authinfo_unavail -> ignore)"
+	else
+		not_ok "common-auth, server down: pam_mailauth unavailable, then pam_unix ran (authinfo_unavail -> ignore)" "$MA_PAM_OUT"
+	fi
+
+	expect_pam pau-up alice "$MA_PW_ALICE" "$MA_PAM_SUCCESS" \
+		"common-auth, Dovecot accepts alice: PAM_SUCCESS (success=2 jumps over pam_unix and pam_deny)"
+	if printf '%s\n' "$MA_PAM_OUT" | grep -E "$unix_ran" >/dev/null; then
+		not_ok "common-auth, alice accepted: pam_unix never ran" "$MA_PAM_OUT"
+	else
+		ok "common-auth, alice accepted: pam_unix never ran"
+	fi
+
+	expect_pam pau-up alice "wrong-$MA_PW_ALICE" "$MA_PAM_AUTH_ERR" \
+		"common-auth, Dovecot rejects a wrong password: PAM_AUTH_ERR"
+	if printf '%s\n' "$MA_PAM_OUT" | grep 'result=auth-failed' >/dev/null &&
+		printf '%s\n' "$MA_PAM_OUT" | grep -E "$unix_ran" >/dev/null; then
+		ok "common-auth, wrong mail password: pam_unix tried it as the local one (default=ignore, as pam_mailauth(8) says)"
+	else
+		not_ok "common-auth, wrong mail password: pam_unix tried it as the local one (default=ignore, as pam_mailauth(8) says)" "$MA_PAM_OUT"
+	fi
+fi
+
 # --- lintian ----------------------------------------------------------------------
 
-lint=$(lintian --fail-on none "$deb" 2>&1 | grep -v 'running with root privileges is not recommended')
-if printf '%s\n' "$lint" | grep -q '^E: '; then
+# Non-zero exit status (lintian 2.116: 2 for an error tag or an unreadable file, 1 when
+# it could not unpack the package): not a clean result, whatever it printed.
+lint=$(lintian --fail-on error "$deb" 2>&1)
+lint_rc=$?
+lint=$(printf '%s\n' "$lint" | grep -v 'running with root privileges is not recommended')
+if [ $lint_rc -eq 0 ]; then
+	ok "lintian --fail-on error: exit status 0"
+else
+	not_ok "lintian --fail-on error: exit status 0" "exit status $lint_rc; lintian said:" "$lint"
+fi
+if printf '%s\n' "$lint" | grep '^E: ' >/dev/null; then
 	not_ok "lintian: no errors" "$lint"
 else
 	ok "lintian: no errors"
