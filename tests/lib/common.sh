@@ -192,7 +192,10 @@ expect_pam() {
 	local service=$1 user=$2 password=$3 expected=$4
 	local desc=${5:-"$service: $user -> $expected"} result
 	ma_pamtester "$service" "$user" "$password"
-	result=$(printf '%s\n' "$MA_PAM_OUT" | grep '^pamtester: ' | grep -v '^pamtester: invoking' | tail -n 1)
+	# A prompt the module printed without a newline ("Password: ", pam_unix on success)
+	# may precede the result on its line.
+	result=$(printf '%s\n' "$MA_PAM_OUT" | sed -E 's/^([A-Za-z][A-Za-z ]*: )+(pamtester: )/\2/' |
+		grep '^pamtester: ' | grep -v '^pamtester: invoking' | tail -n 1)
 	if [ "$expected" = "$MA_PAM_SUCCESS" ]; then
 		if [ "$MA_PAM_RC" -eq 0 ] && [[ $result == *"$expected"* ]]; then
 			ok "$desc"
