@@ -1,7 +1,9 @@
 #!/bin/bash
 # tests/real/test_sshd.sh - the main use case end to end: a real OpenSSH sshd whose PAM
-# stack puts pam_mailauth.so in front of pam_unix (the sshd stack from the README), an
-# ssh client (sshpass) logging in with the mail password kept by the private Dovecot.
+# stack puts pam_mailauth.so in front of pam_unix, an ssh client (sshpass) logging in
+# with the mail password kept by the private Dovecot. The auth stack is the one shipped
+# in conf/pam.d-sshd (its auth lines, with only the module's path and config= put in
+# by sed), so the shipped example is what is proven; account: pam_unix, as there.
 #
 # What is real: /usr/sbin/sshd (privilege separation, re-exec, keyboard-interactive in
 # its PAM child, password authentication in the monitor), local accounts in
@@ -12,14 +14,20 @@
 # next free one), with its own host key, config and pid file.
 #
 # sshd only logs in users that exist locally, so for the duration of the test:
-#   alice  uid 2001 (or the next free uid)  a normal account: mail password works
+#   alice  uid 2001 (or the next free uid)  a normal account: mail password works;
+#                                           local (pam_unix) password: the WRONG mail
+#                                           password the test uses, so that only
+#                                           default=die stops pam_unix accepting it
 #   erin   a free uid below 1000            a system-range account: refused by
-#                                           minimum_uid even with the right password
-# Both are created with useradd (no home, locked local password, GECOS marker
-# "pam_mailauth test_sshd") and removed on exit, even on failure; the backups useradd
-# leaves (/etc/passwd- ...) are put back, and the test checks that the account files
-# are byte-identical afterwards. Accounts with these names that the test did not create
-# are used as they are and never deleted. bob and dave@example.org have Dovecot
+#                                           minimum_uid even with the right mail
+#                                           password; her local password works
+# Both are created with useradd (no home, GECOS marker "pam_mailauth test_sshd"), get
+# their local password with chpasswd, and are removed on exit, even on failure (userdel
+# takes the shadow entries with them); the backups useradd, chpasswd and userdel leave
+# (/etc/passwd-, /etc/shadow- ...) are put back, and the test checks that the account
+# files are byte-identical afterwards. Accounts with these names that the test did not
+# create are used as they are and never deleted nor given a password (then the checks
+# that need the local password fail, saying so). bob and dave@example.org have Dovecot
 # accounts but no local one: sshd hands PAM OpenSSH's placeholder password instead of
 # theirs, and the module must refuse without contacting Dovecot.
 #
@@ -214,6 +222,31 @@ if [ -n "${erin_uid:-}" ] && [ "$erin_uid" -lt 1000 ]; then
 else
 	not_ok "local account erin (uid < 1000) for the test" "uid: ${erin_uid:-none}"
 fi
+
+# Local (pam_unix) passwords, for our accounts only. alice's is the wrong mail password
+# used below: a rejected mail password is final only if pam_unix never gets to try it.
+ALICE_LOCAL_PW="wrong-$MA_PW_ALICE"
+ERIN_LOCAL_PW="erin-local-$$"
+alice_local=0
+erin_local=0
+set_local_password() { # set_local_password USER PASSWORD
+	ours "$1" || return 1
+	printf '%s:%s\n' "$1" "$2" | chpasswd >&2
+}
+if set_local_password alice "$ALICE_LOCAL_PW"; then
+	alice_local=1
+	ok "alice's local password is set to the wrong mail password used below"
+else
+	not_ok "alice's local password is set to the wrong mail password used below" \
+		"alice is not an account this test created (or chpasswd failed): not changed"
+fi
+if [ $erin_ok = 1 ] && set_local_password erin "$ERIN_LOCAL_PW"; then
+	erin_local=1
+	ok "erin's local password is set"
+else
+	not_ok "erin's local password is set" "erin is not an account this test created (or chpasswd failed)"
+fi
+
 nolocal=()
 for u in bob dave@example.org; do
 	if getent passwd "$u" >/dev/null; then
@@ -237,16 +270,29 @@ server dovecot {
 }
 EOF
 
-# The sshd stack of the README: mail password first and final when wrong, local
-# password (pam_unix) as the fallback when the mail server is unavailable or the user
-# is not one of its. nodelay: pam_unix's 2 s failure delay only slows the test down.
-cat >"$work/pam.d/sshd" <<EOF
-auth     [success=done new_authtok_reqd=done authinfo_unavail=ignore user_unknown=ignore default=die] $MA_MODULE config=$conf
-auth     required  pam_unix.so try_first_pass nodelay
-account  required  pam_unix.so
-session  required  pam_permit.so
-password required  pam_deny.so
-EOF
+# The sshd stack shipped in conf/pam.d-sshd: mail password first and final when wrong
+# (default=die), local password (pam_unix) as the fallback when the mail server is
+# unavailable, the configuration broken, or the user not one of its. Its auth lines as
+# they are (pam_unix's 2 s failure delay included), the module's path and config= put
+# in; its account part includes common-account (pam_unix), so: pam_unix.
+shipped=$MA_ROOT/conf/pam.d-sshd
+{
+	grep -E '^auth[[:space:]]' "$shipped" | sed "s|[^[:space:]]*pam_mailauth\.so|$MA_MODULE config=$conf|"
+	printf '%s\n' 'account  required  pam_unix.so' 'session  required  pam_permit.so' \
+		'password required  pam_deny.so'
+} >"$work/pam.d/sshd"
+shipped_auth=$(grep -cE '^auth[[:space:]]' "$shipped")
+if [ "$shipped_auth" -ge 2 ] &&
+	[ "$(grep -cE '^auth[[:space:]]' "$work/pam.d/sshd")" -eq "$shipped_auth" ] &&
+	grep -E "^auth[[:space:]]+\[[^]]*default=die[^]]*\][[:space:]]+$MA_MODULE config=$conf\$" "$work/pam.d/sshd" >/dev/null &&
+	grep -E '^auth[[:space:]]+\[success=1 default=ignore\][[:space:]]+pam_unix\.so .*try_first_pass' "$work/pam.d/sshd" >/dev/null; then
+	ok "sshd's PAM stack: the $shipped_auth auth lines of conf/pam.d-sshd, with the built module"
+else
+	not_ok "sshd's PAM stack: the auth lines of conf/pam.d-sshd, with the built module" "$(cat "$work/pam.d/sshd")"
+fi
+# pam_unix alone, to check the local passwords themselves (pamtester + pam_wrapper, in
+# the helpers' service directory).
+printf 'auth required pam_unix.so nodelay\naccount required pam_unix.so\n' >"$(ma_pam_dir)/sshd-unix-only"
 printf 'auth required pam_deny.so\naccount required pam_deny.so\nsession required pam_deny.so\npassword required pam_deny.so\n' \
 	>"$work/pam.d/other"
 echo "$run_id" >"$work/pam.d/zz-mailauth-test-sshd"
@@ -385,7 +431,8 @@ for method in keyboard-interactive password; do
 		"$method: sshd: Accepted $method for alice"
 
 	mark
-	expect_refused "$method" alice "wrong-$MA_PW_ALICE" "$method: alice, wrong mail password: Permission denied"
+	expect_refused "$method" alice "wrong-$MA_PW_ALICE" \
+		"$method: alice, wrong mail password (= her local password): Permission denied"
 	expect_log "$dlog" 'imap-login: .*\(auth failed, [0-9]+ attempts.*user=<alice>' \
 		"$method: Dovecot saw alice's failed attempt"
 	expect_no_log "$dlog" 'Login: user=<alice>' "$method: no Dovecot login for the wrong password"
@@ -403,6 +450,19 @@ mark
 expect_refused password alice "wrong-$MA_PW_ALICE" "password: alice, wrong password again"
 expect_log "$slog" 'SYSLOG\(6\): server=dovecot .*user=alice result=auth-failed' \
 	"sshd log: the module's line for alice's rejection (result=auth-failed)"
+# pam_unix logs "authentication failure; ..." or "check pass; ..." whenever it runs and
+# fails, nothing when it succeeds: its absence and the refusal together say it never ran.
+expect_no_log "$slog" 'SYSLOG\([0-9]\): (check pass;|authentication failure; logname=)' \
+	"sshd log: after the mail server's rejection pam_unix never ran (default=die)"
+
+# The local password is indeed alice's (pam_unix alone accepts it), so the refusals
+# above are the stack's doing: with default=ignore, pam_unix would have let her in.
+if [ $alice_local = 1 ]; then
+	expect_pam sshd-unix-only alice "$ALICE_LOCAL_PW" "$MA_PAM_SUCCESS" \
+		"pam_unix alone accepts alice's local password (the wrong mail password)"
+	expect_pam sshd-unix-only alice "$MA_PW_ALICE" "$MA_PAM_AUTH_ERR" \
+		"pam_unix alone refuses alice's mail password (not her local one)"
+fi
 if grep -qF -- "$MA_PW_ALICE" "$slog"; then
 	not_ok "sshd log does not contain alice's password" "$(grep -nF -- "$MA_PW_ALICE" "$slog" | head -n 3)"
 else
@@ -450,6 +510,15 @@ if [ $erin_ok = 1 ]; then
 	done
 	expect_log "$slog" "SYSLOG\\(5\\): user erin: local uid $erin_uid is below minimum_uid 1000" \
 		"sshd log: the module turned erin away (minimum_uid)"
+	# user_unknown=ignore: pam_unix takes over, with the local password.
+	if [ $erin_local = 1 ]; then
+		for method in keyboard-interactive password; do
+			mark
+			expect_login "$method" erin "$ERIN_LOCAL_PW" \
+				"$method: erin with her local password: logged in by pam_unix (user_unknown=ignore)"
+			expect_no_log "$dlog" "$NO_CONTACT" "$method: erin, local password: no connection to Dovecot"
+		done
+	fi
 fi
 
 # --- sshd survived all of it ------------------------------------------------------------
