@@ -804,8 +804,11 @@ enum ma_err ma_config_load(const char *path, struct ma_config **out,
 		fail(err, errlen, path, 0, "cannot stat: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
 	else if (!S_ISREG(st.st_mode))
 		fail(err, errlen, path, 0, "not a regular file");
-	else if (st.st_uid != 0 && st.st_uid != geteuid())
+	else if (st.st_uid != 0 && st.st_uid != geteuid() && geteuid() == 0)
 		fail(err, errlen, path, 0, "owned by uid %lu, not by root", (unsigned long)st.st_uid);
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		fail(err, errlen, path, 0, "owned by uid %lu, neither by root nor by this process's "
+		     "user (uid %lu)", (unsigned long)st.st_uid, (unsigned long)geteuid());
 	else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		fail(err, errlen, path, 0, "is group- or world-writable (mode %04o)",
 		     (unsigned)(st.st_mode & 07777));
