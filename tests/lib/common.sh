@@ -151,8 +151,12 @@ ma_write_config() {
 }
 
 # When the module is built with sanitizers (make asan), their runtimes must be loaded
-# before anything else in pamtester, which is not instrumented.
-ma_preload() {
+# before anything else in pamtester, which is not instrumented, and before any other
+# preloaded library (nss_wrapper) in the tool.  ma_sanitizer_preload prints them
+# (colon-separated, empty for a normal build).  MA_PAM_NO_SANITIZER=1 leaves them out
+# of ma_preload, for a PAM stack without the module: ASan's crypt() interceptor
+# calls a null pointer when pam_unix brings libcrypt in after start-up.
+ma_sanitizer_preload() {
 	local pre="" lib path
 	for lib in libasan.so libubsan.so; do
 		if readelf -d "$MA_MODULE" 2>/dev/null | grep "NEEDED.*\[$lib" >/dev/null; then
@@ -160,6 +164,12 @@ ma_preload() {
 			[ -e "$path" ] && pre="$pre${pre:+:}$path"
 		fi
 	done
+	printf '%s\n' "$pre"
+}
+
+ma_preload() {
+	local pre=""
+	[ "${MA_PAM_NO_SANITIZER:-0}" = 1 ] || pre=$(ma_sanitizer_preload)
 	printf '%s\n' "$pre${pre:+:}libpam_wrapper.so"
 }
 

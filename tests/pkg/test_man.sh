@@ -49,7 +49,7 @@ ok "mandoc is installed ($(command -v mandoc))"
 
 # --- make man-lint -------------------------------------------------------------------
 
-out=$(make -s man-lint 2>&1)
+out=$(make -s --no-print-directory man-lint 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then
 	ok "make -s man-lint: exit 0, no message"

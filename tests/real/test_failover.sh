@@ -81,9 +81,13 @@ ca_file = "$MA_CERTS/ca.pem"
 server d { protocol = imap host = "two.test" port = $port tls = implicit verify_name = "localhost" }
 EOF
 
+# make asan: the tool's sanitizer runtime must come before nss_wrapper.
+san=$(ma_sanitizer_preload)
+tool=(env LD_PRELOAD="$san${san:+:}$nsswrap" NSS_WRAPPER_HOSTS="$work/hosts"
+	NSS_WRAPPER_PASSWD=/etc/passwd NSS_WRAPPER_GROUP=/etc/group)
 t0=$(date +%s%N)
 rc=0
-out=$("${wrap[@]}" "$MA_TOOL" login -c "$work/two.conf" alice <<<"$MA_PW_ALICE" 2>&1) || rc=$?
+out=$("${tool[@]}" "$MA_TOOL" login -c "$work/two.conf" alice <<<"$MA_PW_ALICE" 2>&1) || rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 if [ "$rc" -eq 0 ]; then
 	ok "login through the second address (exit 0, ${ms} ms)"
