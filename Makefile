@@ -41,7 +41,7 @@ LIB_HDR  = $(wildcard lib/*.h)
 
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:.c=)
-TEST_HELPERS = tests/harness/pam_settok.so
+TEST_HELPERS = tests/harness/pam_settok.so tests/harness/pamlogin tests/harness/heapscan.so
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check)
 
@@ -71,6 +71,9 @@ tests/unit/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) lib/libmailaut
 
 tests/harness/%.so: tests/harness/%.c
 	$(CC) $(ALL_CFLAGS) -fvisibility=default -shared -o $@ $< $(ALL_LDFLAGS) -lpam
+
+tests/harness/pamlogin: tests/harness/pamlogin.c
+	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ $< $(ALL_LDFLAGS) -lpam -lssl -lcrypto
 
 test-programs: all $(UNIT_BIN) $(TEST_HELPERS)
 

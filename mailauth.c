@@ -125,12 +125,20 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	return EXIT_OK;
 }
 
-/* Read the password: no echo on a terminal, else one line from stdin. */
+/*
+ * Read the password: no echo on a terminal, else one line from stdin.
+ * With read(2) one byte at a time, straight into BUF: stdio would keep a
+ * copy in stdin's buffer (a heap block this program never wipes), and
+ * reading more than one line from a pipe would take bytes that are not
+ * ours.  A password is a few dozen bytes; the syscalls do not matter.
+ */
 static int read_password(char *buf, size_t len)
 {
 	int rc = -1;
 	struct termios old, quiet;
 	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	size_t n = 0;
+	bool line_end = false;
 
 	if (tty) {
 		fprintf(stderr, "Password: ");
@@ -138,14 +146,30 @@ static int read_password(char *buf, size_t len)
 		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 	}
-	if (fgets(buf, (int)len, stdin) != NULL) {
-		size_t n = strlen(buf);
-		if (n > 0 && buf[n - 1] == '\n')
-			buf[--n] = '\0';
+	while (n + 1 < len) {
+		ssize_t r = read(STDIN_FILENO, buf + n, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (buf[n] == '\n') {
+			line_end = true;
+			break;
+		}
+		n++;
+	}
+	if (n + 1 >= len && !line_end) {
+		/* Longer than the buffer: refused, not cut (a cut password
+		 * could be someone's shorter one). */
+		ma_wipe(buf, len);
+		n = 0;
+		fprintf(stderr, "mailauth: password longer than %zu bytes\n", len - 2);
+	} else if (n > 0 || line_end) {
 		if (n > 0 && buf[n - 1] == '\r')
-			buf[--n] = '\0';
+			n--;
 		rc = 0;
 	}
+	buf[n] = '\0';
 	if (tty) {
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 		fprintf(stderr, "\n");

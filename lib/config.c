@@ -72,6 +72,26 @@ struct parse_ctx {
 static pthread_mutex_t confuse_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local struct parse_ctx *tl_ctx;
 
+/* A fork() while another thread parses would hand the child a lock nobody
+ * will release and a lexer in mid-file: take the lock around fork() (see
+ * the same handlers for the TLS cache in tls.c). */
+static void confuse_prepare(void)
+{
+	pthread_mutex_lock(&confuse_lock);
+}
+
+static void confuse_after_fork(void)
+{
+	pthread_mutex_unlock(&confuse_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+	pthread_atfork(confuse_prepare, confuse_after_fork, confuse_after_fork);
+}
+
 /* ASCII only: a locale (Turkish dotless i) must not change what matches. */
 static char lower(char c)
 {
@@ -698,6 +718,7 @@ static enum ma_err run_confuse(struct parse_ctx *c, const char *buf, struct ma_c
 	cfg_t *root = NULL;
 	int prc;
 
+	pthread_once(&atfork_once, atfork_register);
 	pthread_mutex_lock(&confuse_lock);
 	tl_ctx = c;
 	root = cfg_init(opts, CFGF_NONE);

@@ -26,6 +26,39 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/*
+ * A resolver that never answers leaves one thread behind per login until
+ * getaddrinfo() gives up by itself (resolv.conf's timeout x attempts x
+ * servers; much longer with a hung NSS module).  A host under a stream of
+ * logins (a web application, a RADIUS server) would pile them up without
+ * bound.  At most MAX_PENDING_LOOKUPS may be outstanding in a process;
+ * beyond that a login is unavailable at once, like a DNS failure, until the
+ * resolver answers again.
+ */
+#define MAX_PENDING_LOOKUPS 16
+static unsigned pending_lookups;     /* __atomic: threads still in getaddrinfo */
+
+static bool lookup_slot_take(void)
+{
+	unsigned n = __atomic_load_n(&pending_lookups, __ATOMIC_RELAXED);
+	do {
+		if (n >= MAX_PENDING_LOOKUPS)
+			return false;
+	} while (!__atomic_compare_exchange_n(&pending_lookups, &n, n + 1, true,
+	                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return true;
+}
+
+static void lookup_slot_give(void)
+{
+	__atomic_sub_fetch(&pending_lookups, 1, __ATOMIC_ACQ_REL);
+}
+
+unsigned ma_net_pending_lookups(void)
+{
+	return __atomic_load_n(&pending_lookups, __ATOMIC_ACQUIRE);
+}
+
 struct resolve_job {
 	pthread_mutex_t lock;
 	int refs;                 /* caller + thread */
@@ -70,6 +103,7 @@ static void *resolve_thread(void *arg)
 	ssize_t w = write(job->wake[1], "", 1);
 	(void)w;
 	job_release(job);
+	lookup_slot_give();
 	return NULL;
 }
 
@@ -100,11 +134,19 @@ static enum ma_err resolve(const char *host, unsigned port, const struct ma_dead
 		snprintf(why, whylen, "host name too long");
 		return MA_UNAVAILABLE;
 	}
+	if (!lookup_slot_take()) {
+		snprintf(why, whylen, "cannot resolve %s: %d DNS lookups of this process are "
+		         "still unanswered (resolver down?)", host, MAX_PENDING_LOOKUPS);
+		return MA_UNAVAILABLE;
+	}
 	job = calloc(1, sizeof(*job));
-	if (job == NULL)
+	if (job == NULL) {
+		lookup_slot_give();
 		return MA_NOMEM;
+	}
 	if (pipe2(job->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		free(job);
+		lookup_slot_give();
 		snprintf(why, whylen, "pipe: %s", strerror(errno));
 		return MA_UNAVAILABLE;
 	}
@@ -127,6 +169,7 @@ static enum ma_err resolve(const char *host, unsigned port, const struct ma_dead
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (perr != 0) {
 		job->refs = 1;
+		lookup_slot_give();
 		snprintf(why, whylen, "cannot start resolver: %s", strerror(perr));
 		goto out;
 	}

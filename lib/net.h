@@ -36,6 +36,10 @@ enum ma_err ma_net_wait(int fd, short events, const struct ma_deadline *dl);
  */
 void ma_net_quickack(int fd);
 
+/* DNS lookups of this process still running (at most a fixed cap; a
+ * login beyond it is MA_UNAVAILABLE without a new thread). */
+unsigned ma_net_pending_lookups(void);
+
 /* 1 when the IPv4/IPv6 textual address HOST is a loopback literal. */
 int ma_net_is_loopback_literal(const char *host);
 

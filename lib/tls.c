@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +46,46 @@ struct ma_tls {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int fd;
+	/* The deadline of the operation under way; the BIO refuses to read or
+	 * write once it has passed (NULL: none, while closing). */
+	const struct ma_deadline *dl;
+	bool expired;         /* the BIO stopped because dl passed */
+	unsigned tickets;     /* session tickets the server sent on this connection */
+	unsigned tickets_kept;
 	bool handshake_done;
 	bool verified;        /* chain, name and pins all passed */
 	char session_key[320];
 	bool broken;          /* a fatal error happened: no close_notify */
 };
 
-/* ---- a socket BIO that never raises SIGPIPE ---- */
+/* ---- a socket BIO that never raises SIGPIPE, and knows the deadline ----
+ *
+ * OpenSSL loops inside one SSL_connect / SSL_read for as long as records
+ * keep arriving that are not for the application: plaintext HelloRequest
+ * messages before the ServerHello (which RFC 5246 7.4.1.1 tells a client to
+ * ignore, and anyone on the path can send), or one TLS 1.3 session ticket
+ * after another.  It only comes back to us when the socket is empty, so a
+ * deadline checked between calls is never looked at while a sender keeps
+ * going.  The deadline therefore travels with the BIO: every read and write
+ * fails once it has passed, and drive() reports MA_TIMEOUT.
+ */
+
+static bool bio_expired(struct ma_tls *t)
+{
+	if (t->dl == NULL || ma_deadline_remaining_ms(t->dl) > 0)
+		return false;
+	t->expired = true;
+	errno = ETIMEDOUT;
+	return true;
+}
 
 static int bio_write(BIO *b, const char *buf, int len)
 {
-	int fd = *(int *)BIO_get_data(b);
+	struct ma_tls *t = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
-	ssize_t n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+	if (bio_expired(t))
+		return -1;
+	ssize_t n = send(t->fd, buf, (size_t)len, MSG_NOSIGNAL);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		BIO_set_retry_write(b);
 	return (int)n;
@@ -65,13 +93,15 @@ static int bio_write(BIO *b, const char *buf, int len)
 
 static int bio_read(BIO *b, char *buf, int len)
 {
-	int fd = *(int *)BIO_get_data(b);
+	struct ma_tls *t = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
-	ssize_t n = recv(fd, buf, (size_t)len, 0);
+	if (bio_expired(t))
+		return -1;
+	ssize_t n = recv(t->fd, buf, (size_t)len, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		BIO_set_retry_read(b);
 	else if (n > 0)
-		ma_net_quickack(fd);
+		ma_net_quickack(t->fd);
 	return (int)n;
 }
 
@@ -116,6 +146,7 @@ static int drive(struct ma_tls *t, int (*op)(SSL *, void *, size_t, size_t *),
                  void *buf, size_t len, size_t *done,
                  const struct ma_deadline *dl, enum ma_err *err, int *sslerr)
 {
+	t->dl = dl;
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
@@ -123,6 +154,11 @@ static int drive(struct ma_tls *t, int (*op)(SSL *, void *, size_t, size_t *),
 		if (r > 0)
 			return r;
 		*sslerr = SSL_get_error(t->ssl, r);
+		if (t->expired) {
+			*err = MA_TIMEOUT;
+			t->broken = true;
+			return r < 0 ? r : 0;
+		}
 		short ev;
 		if (*sslerr == SSL_ERROR_WANT_READ)
 			ev = POLLIN;
@@ -216,12 +252,14 @@ out:
 #define CTX_TTL 300
 #define SESSIONS_PER_CTX 16
 #define SESSIONS_PER_KEY 2
+#define MAX_TICKETS_PER_CONNECTION 4
 
 struct file_id {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
+	uint64_t entries;             /* directories: see dir_identity() */
 };
 
 struct cached_session {
@@ -243,6 +281,42 @@ static struct ctx_entry ctx_cache[CTX_CACHE];
 static unsigned ctx_next;
 static pid_t cache_pid;           /* the process the cached sessions belong to */
 
+/*
+ * fork() copies the lock as it is.  In a multithreaded host (a web server
+ * that forks a CGI helper, a daemon with a worker pool) another thread may
+ * hold it at that moment, and the child, which has only the forking thread,
+ * would wait for it forever at its first login.  The usual remedy: the
+ * lock is taken before fork() and released on both sides after it, so the
+ * child gets it free and the cache in a consistent state.  Registered once,
+ * on first use; the module is linked -z nodelete, so the handlers stay
+ * mapped after pam_end() dlclose()s it.
+ */
+static void cache_prepare(void)
+{
+	pthread_mutex_lock(&cache_lock);
+}
+
+static void cache_after_fork(void)
+{
+	pthread_mutex_unlock(&cache_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+	pthread_atfork(cache_prepare, cache_after_fork, cache_after_fork);
+}
+
+void ma_tls_cache_lock_for_test(bool hold)
+{
+	pthread_once(&atfork_once, atfork_register);
+	if (hold)
+		pthread_mutex_lock(&cache_lock);
+	else
+		pthread_mutex_unlock(&cache_lock);
+}
+
 static void file_identity(const char *path, struct file_id *id)
 {
 	struct stat st;
@@ -255,17 +329,89 @@ static void file_identity(const char *path, struct file_id *id)
 	}
 }
 
+/*
+ * A CA directory's identity covers its entries, not only the directory: a
+ * certificate rewritten in place (same name) changes neither the
+ * directory's mtime nor its size, and must still take effect at the next
+ * login.  Each entry adds a hash of its name and of what stat() says of its
+ * target (inode, size, mtime, ctime; ctime cannot be set back); the sum
+ * does not depend on readdir's order.  Not a security boundary (whoever can
+ * write the directory chooses the trust anchors anyway), only freshness.
+ */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void dir_identity(const char *dir, struct file_id *id)
+{
+	file_identity(dir, id);
+	DIR *d = dir != NULL ? opendir(dir) : NULL;   /* O_CLOEXEC in glibc */
+	if (d == NULL)
+		return;
+	uint64_t sum = 0, count = 0;
+	struct dirent *e;
+	// cppcheck-suppress readdirCalled
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, 0) != 0)
+			continue;
+		uint64_t h = fnv1a(14695981039346656037ULL, e->d_name, strlen(e->d_name));
+		h = fnv1a(h, &st.st_ino, sizeof(st.st_ino));
+		h = fnv1a(h, &st.st_size, sizeof(st.st_size));
+		h = fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
+		h = fnv1a(h, &st.st_ctim, sizeof(st.st_ctim));
+		sum += h;
+		count++;
+	}
+	closedir(d);
+	id->entries = sum ^ (count << 48);
+}
+
+/*
+ * The trust anchors come from the configuration (ca_file / ca_path) or, when
+ * neither is set, from the locations compiled into OpenSSL
+ * (X509_get_default_cert_file/dir: /usr/lib/ssl/cert.pem and /usr/lib/ssl/certs
+ * on Debian, which lead to /etc/ssl).  Never from the environment: the module
+ * runs inside su and other setuid programs with the calling user's
+ * environment, and SSL_CERT_FILE=/home/me/ca.pem would let that user choose
+ * whom the module trusts (OpenSSL's own loader ignores these variables in
+ * setuid processes; the module read them with getenv until 0.1.1).  Not
+ * secure_getenv either: a root sshd's environment is not the administrator's
+ * choice of trust anchors.
+ */
+static const char *system_ca_file(void)
+{
+	return X509_get_default_cert_file();
+}
+
+static const char *system_ca_dir(void)
+{
+	return X509_get_default_cert_dir();
+}
+
 static void ca_identity(const struct ma_tls_params *p, struct file_id ids[2])
 {
-	bool system = p->ca_file == NULL && p->ca_path == NULL;
-	const char *file = system ? (getenv("SSL_CERT_FILE") ? getenv("SSL_CERT_FILE")
-	                                                      : X509_get_default_cert_file())
-	                          : p->ca_file;
-	const char *dir = system ? (getenv("SSL_CERT_DIR") ? getenv("SSL_CERT_DIR")
-	                                                    : X509_get_default_cert_dir())
-	                         : p->ca_path;
-	file_identity(file, &ids[0]);
-	file_identity(dir, &ids[1]);
+	if (p->ca_file != NULL || p->ca_path != NULL) {
+		file_identity(p->ca_file, &ids[0]);
+		if (p->ca_path != NULL)
+			dir_identity(p->ca_path, &ids[1]);
+		else
+			file_identity(NULL, &ids[1]);
+		return;
+	}
+	/* The system store: the bundle file, or the hashed directory when
+	 * there is no bundle (load_trust below uses the same rule). */
+	file_identity(system_ca_file(), &ids[0]);
+	if (ids[0].ino == 0 || ids[0].size == 0)
+		dir_identity(system_ca_dir(), &ids[1]);
+	else
+		file_identity(system_ca_dir(), &ids[1]);
 }
 
 static void entry_clear(struct ctx_entry *e)
@@ -353,16 +499,11 @@ static size_t load_trust(X509_STORE *store, const struct ma_tls_params *p)
 			n += load_ca_dir(store, p->ca_path);
 		return n;
 	}
-	/* The system store: OpenSSL's default bundle file (Debian:
-	 * /etc/ssl/certs/ca-certificates.crt), else its hashed directory. */
-	const char *file = getenv("SSL_CERT_FILE") ? getenv("SSL_CERT_FILE")
-	                                           : X509_get_default_cert_file();
-	n = load_ca_file(store, file);
-	if (n == 0) {
-		const char *dir = getenv("SSL_CERT_DIR") ? getenv("SSL_CERT_DIR")
-		                                         : X509_get_default_cert_dir();
-		n = load_ca_dir(store, dir);
-	}
+	/* The system store (see system_ca_file): OpenSSL's compiled-in
+	 * bundle file, else its hashed directory. */
+	n = load_ca_file(store, system_ca_file());
+	if (n == 0)
+		n = load_ca_dir(store, system_ca_dir());
 	return n;
 }
 
@@ -371,13 +512,32 @@ static SSL_CTX *ctx_create(const struct ma_tls_params *p, char *why, size_t whyl
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL)
 		return NULL;
+	/*
+	 * SSL_CTX_new() has applied the "system_default" section of OpenSSL's
+	 * configuration file, which OPENSSL_CONF names in any process that is
+	 * not setuid.  That section may set a separate verification store
+	 * (VerifyCAFile, VerifyCAPath, VerifyCAStore) that would replace the
+	 * trust anchors below, and options that weaken the connection.  Every
+	 * setting that decides whom we trust is therefore set here again,
+	 * after it: the configuration may make TLS stricter (a higher minimum
+	 * version or security level, fewer ciphers), never looser.
+	 */
+	SSL_CTX_set1_verify_cert_store(ctx, NULL);
 	SSL_CTX_set_min_proto_version(ctx, p->min_version >= TLS1_3_VERSION
 	                                   ? TLS1_3_VERSION : TLS1_2_VERSION);
 	/* Level 2: no RSA/DH under 2048 bits, no SHA-1 signatures (SPEC 2). */
 	if (SSL_CTX_get_security_level(ctx) < 2)
 		SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_clear_options(ctx, SSL_OP_LEGACY_SERVER_CONNECT |
+	                      SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
+	                      SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/* Hand every record that is not application data back to drive(),
+	 * which looks at the deadline, instead of reading on (see bio_read). */
+	SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	X509_VERIFY_PARAM_clear_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN |
+	                              X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_ALLOW_PROXY_CERTS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
@@ -410,6 +570,7 @@ static SSL_CTX *ctx_get(const struct ma_tls_params *p, char *why, size_t whylen)
 	SSL_CTX *ctx = NULL;
 	time_t now = time(NULL);
 
+	pthread_once(&atfork_once, atfork_register);
 	snprintf(key, sizeof(key), "%s|%s|%d", p->ca_file ? p->ca_file : "",
 	         p->ca_path ? p->ca_path : "", p->min_version);
 	ca_identity(p, ids);
@@ -554,7 +715,17 @@ static int session_store(struct ma_tls *t, SSL_SESSION *sess)
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct ma_tls *t = SSL_get_app_data(ssl);
-	return t != NULL ? session_store(t, sess) : 0;
+	if (t == NULL)
+		return 0;
+	/* RFC 8446 4.6.1 lets a server send tickets at any time, as many as it
+	 * likes; each costs us a parse and the process-wide lock.  Servers send
+	 * one or two after a handshake (OpenSSL two, Postfix one): keep the
+	 * first MAX_TICKETS_PER_CONNECTION and drop the rest unseen. */
+	if (++t->tickets > MAX_TICKETS_PER_CONNECTION)
+		return 0;
+	int kept = session_store(t, sess);
+	t->tickets_kept += (unsigned)kept;
+	return kept;
 }
 
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
@@ -590,7 +761,7 @@ static enum ma_err setup(struct ma_tls *t, const struct ma_tls_params *p,
 	BIO *bio = BIO_new(socket_method);
 	if (bio == NULL)
 		return MA_NOMEM;
-	BIO_set_data(bio, &t->fd);
+	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);
 	SSL_SESSION *sess = session_take(t->ctx, t->session_key);
 	if (sess != NULL) {
@@ -715,6 +886,11 @@ enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,
 	return MA_OK;
 }
 
+unsigned ma_tls_tickets_kept(const struct ma_tls *t)
+{
+	return t->tickets_kept;
+}
+
 bool ma_tls_resumed(const struct ma_tls *t)
 {
 	return SSL_session_reused(t->ssl) == 1;
@@ -793,6 +969,7 @@ void ma_tls_free(struct ma_tls **tp)
 		 * only delay the login (RFC 8446 6.1 allows a unilateral close). */
 		if (t->handshake_done && !t->broken) {
 			ERR_clear_error();
+			t->dl = NULL;        /* one non-blocking send, whatever the time */
 			SSL_shutdown(t->ssl);
 		}
 		SSL_free(t->ssl);

@@ -47,6 +47,15 @@ bool ma_tls_data_waiting(struct ma_tls *t);
 enum ma_err ma_tls_write(struct ma_tls *t, const void *buf, size_t len,
                          const struct ma_deadline *dl);
 
+/* How many of the server's session tickets this connection put into the
+ * process-wide cache (at most a few per connection, whatever it sends). */
+unsigned ma_tls_tickets_kept(const struct ma_tls *t);
+
+/* Tests only: take (HOLD) or release the process-wide TLS cache lock, to
+ * prove that fork() while another thread holds it leaves the child a
+ * usable lock. */
+void ma_tls_cache_lock_for_test(bool hold);
+
 /* True when the handshake resumed an earlier session (abbreviated). */
 bool ma_tls_resumed(const struct ma_tls *t);
 

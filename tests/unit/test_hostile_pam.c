@@ -69,6 +69,7 @@
 #include "base64.h"
 #include "unit.h"
 #include "fake.h"
+#include "tlsflood.h"
 
 #define TIMEOUT_S 3                   /* `timeout` in every configuration here */
 #define MAX_MS 3500                   /* no row may take longer */
@@ -1154,6 +1155,74 @@ START_TEST(test_weak_control)
 }
 END_TEST
 
+/* ---- floods of records that are not application data ------------------------------------
+ *
+ * OpenSSL reads on inside one SSL_connect / SSL_read while records keep coming
+ * that are not for the application: plaintext HelloRequests before the
+ * ServerHello (anyone on the path), TLS 1.3 session tickets after the handshake
+ * (a verified server).  Each server below keeps it up for 8 s, longer than the
+ * 3 s deadline, which must end the login all the same (SLOW_MIN_MS..MAX_MS), as
+ * PAM_AUTHINFO_UNAVAIL, with no prompt lost, no descriptor left and the
+ * password never sent.  The server counts what it sent, so a row cannot pass
+ * because the flood never happened.
+ */
+struct flood_row {
+	const char *name;
+	enum flood_mode mode;
+	bool starttls;
+};
+
+static const struct flood_row flood_rows[] = {
+	{ "HelloRequest flood before the ServerHello, implicit", FLOOD_HELLO_REQUEST, false },
+	{ "HelloRequest flood before the ServerHello, STARTTLS", FLOOD_HELLO_REQUEST, true },
+	{ "session-ticket flood after the handshake, implicit", FLOOD_TICKETS, false },
+	{ "session-ticket flood after the handshake, STARTTLS", FLOOD_TICKETS, true },
+};
+#define N_FLOOD (sizeof(flood_rows) / sizeof(flood_rows[0]))
+#define FLOOD_SECONDS 8.0
+
+START_TEST(test_flood)
+{
+	const struct flood_row *w = &flood_rows[_i];
+	char dir[] = "/tmp/ma-flood.XXXXXX", path[PATH_MAX], text[3 * PATH_MAX];
+	struct flood f;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(flood_start(&f, w->mode, w->starttls, FLOOD_SECONDS), 0);
+	snprintf(path, sizeof(path), "%s/mailauth.conf", dir);
+	snprintf(text, sizeof(text), "timeout = %d\nca_file = \"%s/ca.pem\"\n"
+	         "server fake { host = \"127.0.0.1\" port = %u tls = %s }\n", TIMEOUT_S,
+	         getenv("MA_TEST_CERTS"), f.port, w->starttls ? "starttls" : "implicit");
+	ck_assert_int_eq(write_text(path, text, 0600), 0);
+	snprintf(text, sizeof(text), "auth required %s config=%s\n", module_path, path);
+	snprintf(path, sizeof(path), "%s/svc", dir);
+	ck_assert_int_eq(write_text(path, text, 0644), 0);
+
+	struct conv_data cd = { .password = PASS };
+	struct pam_conv pc = { conv, &cd };
+	pam_handle_t *pamh = NULL;
+	struct fd_snapshot before, after;
+	openlog("test_hostile_pam", LOG_NDELAY | LOG_PID, LOG_AUTHPRIV);
+	ck_assert_int_eq(fd_snapshot(&before), 0);
+	ck_assert_int_eq(pam_start_confdir("svc", USER, &pc, dir, &pamh), PAM_SUCCESS);
+	long t0 = fake_now_ms();
+	int rc = pam_authenticate(pamh, 0);
+	long ms = fake_now_ms() - t0;
+	pam_end(pamh, rc);
+	ck_assert_int_eq(fd_snapshot(&after), 0);
+	long sent = flood_stop(&f);
+	remove_dir(dir);
+	char changed[200];
+	fd_changes(&before, &after, changed, sizeof(changed));
+	ck_assert_msg(sent > 0, "%s: the server sent nothing (%ld)", w->name, sent);
+	ck_assert_msg(rc == PAM_AUTHINFO_UNAVAIL, "%s: PAM %s", w->name, pam_name(rc));
+	ck_assert_msg(ms >= SLOW_MIN_MS && ms <= MAX_MS, "%s: %ld ms, the deadline is %d s "
+	              "(the server kept it up for %.0f s, %ld records)", w->name, ms, TIMEOUT_S,
+	              FLOOD_SECONDS, sent);
+	ck_assert_msg(cd.prompts == 1, "%s: %d prompts", w->name, cd.prompts);
+	ck_assert_msg(changed[0] == '\0', "%s: descriptors: %s", w->name, changed);
+}
+END_TEST
+
 static void print_table(void)
 {
 	char why[256], label[160];
@@ -1180,6 +1249,10 @@ static Suite *hostile_pam_suite(void)
 	tcase_set_timeout(weak, 30);
 	tcase_add_loop_test(weak, test_weak_control, 0, (int)n_weak);
 	suite_add_tcase(s, weak);
+	TCase *floods = tcase_create("floods");
+	tcase_set_timeout(floods, 30);
+	tcase_add_loop_test(floods, test_flood, 0, (int)N_FLOOD);
+	suite_add_tcase(s, floods);
 	return s;
 }
 

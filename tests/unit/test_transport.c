@@ -494,21 +494,53 @@ START_TEST(changed_ca_file_is_read_again)
 }
 END_TEST
 
-START_TEST(system_store_by_default)
+START_TEST(environment_does_not_choose_the_trust_anchors)
 {
-	/* No ca_file: the system store, found the way OpenSSL finds it
-	 * (SSL_CERT_FILE overrides the default bundle path). */
+	/* No ca_file: the system store at OpenSSL's compiled-in location, never
+	 * SSL_CERT_FILE / SSL_CERT_DIR (issue [T2 1/3]: a setuid caller's user
+	 * would choose whom the module trusts).  tests/real/test_trust.sh proves
+	 * the compiled-in location and the setuid case. */
 	char ca[PATH_MAX];
 	bool resumed;
 	snprintf(ca, sizeof(ca), "%s/ca.pem", getenv("MA_TEST_CERTS"));
 	setenv("SSL_CERT_FILE", ca, 1);
-	ck_assert_int_eq(dovecot_login("timeout = 5\nserver d { host = \"127.0.0.1\" port = @PORT@ }\n",
-	                               &resumed), MA_OK);
-	snprintf(ca, sizeof(ca), "%s/ca2.pem", getenv("MA_TEST_CERTS"));
-	setenv("SSL_CERT_FILE", ca, 1);
+	setenv("SSL_CERT_DIR", getenv("MA_TEST_CERTS"), 1);
 	ck_assert_int_eq(dovecot_login("timeout = 5\nserver d { host = \"127.0.0.1\" port = @PORT@ }\n",
 	                               &resumed), MA_TLS);
 	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	/* Control: the same server with ca_file. */
+	ck_assert_int_eq(dovecot_login(DOVECOT(""), &resumed), MA_OK);
+}
+END_TEST
+
+/* A certificate rewritten in place inside ca_path (same name, same
+ * directory mtime) takes effect at the next login, not after the context
+ * cache's 5 minutes. */
+START_TEST(changed_file_in_ca_path_is_read_again)
+{
+	char dir[] = "/tmp/ma-capath-XXXXXX", ca[PATH_MAX], tmpl[PATH_MAX + 256];
+	bool resumed;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/trusted.pem", dir);
+	snprintf(tmpl, sizeof(tmpl), "timeout = 5\nca_path = \"%s\"\n"
+	         "server d { host = \"127.0.0.1\" port = @PORT@ }\n", dir);
+	char cmd[4 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "cat '%s/ca.pem' > '%s'", getenv("MA_TEST_CERTS"), ca);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_OK);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_OK);
+	struct stat before, after;
+	ck_assert_int_eq(stat(dir, &before), 0);
+	/* Rewritten through the same inode: the directory does not change. */
+	snprintf(cmd, sizeof(cmd), "cat '%s/ca2.pem' > '%s'", getenv("MA_TEST_CERTS"), ca);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(stat(dir, &after), 0);
+	ck_assert(before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+	          before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
+	ck_assert_int_eq(dovecot_login(tmpl, &resumed), MA_TLS);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -555,7 +587,8 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, sessions_resume_under_the_same_pins_only);
 	tcase_add_test(tc, forked_child_does_not_reuse_sessions);
 	tcase_add_test(tc, changed_ca_file_is_read_again);
-	tcase_add_test(tc, system_store_by_default);
+	tcase_add_test(tc, environment_does_not_choose_the_trust_anchors);
+	tcase_add_test(tc, changed_file_in_ca_path_is_read_again);
 	tcase_add_test(tc, per_server_ca_overrides_global);
 	tcase_add_test(tc, ipv6_literal);
 	suite_add_tcase(s, tc);
