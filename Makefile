@@ -15,6 +15,8 @@ DESTDIR   ?=
 MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
 PAMDIR    ?= /lib/$(MULTIARCH)/security
 BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+SYSTEMDUNITDIR ?= /lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 # README and conf/ examples; debian/rules sets /usr/share/doc/libpam-mailauth.
 DOCDIR    ?= $(PREFIX)/share/doc/pam_mailauth
@@ -45,7 +47,7 @@ TEST_HELPERS = tests/harness/pam_settok.so tests/harness/pamlogin tests/harness/
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check)
 
-all: pam_mailauth.so mailauth lib/libmailauth.a
+all: pam_mailauth.so mailauth mailauthd lib/libmailauth.a
 
 lib/%.o: lib/%.c $(LIB_HDR)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -64,6 +66,9 @@ pam_mailauth.so: pam_mailauth.o lib/libmailauth.a pam_mailauth.map
 
 mailauth: mailauth.c lib/libmailauth.a $(LIB_HDR)
 	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ mailauth.c lib/libmailauth.a $(ALL_LDFLAGS) $(DEPLIBS)
+
+mailauthd: mailauthd.c lib/libmailauth.a $(LIB_HDR)
+	$(CC) $(ALL_CFLAGS) -fPIE -pie -o $@ mailauthd.c lib/libmailauth.a $(ALL_LDFLAGS) $(DEPLIBS)
 
 tests/unit/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) lib/libmailauth.a
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests/unit -o $@ $< lib/libmailauth.a \
@@ -98,11 +103,14 @@ asan:
 	$(MAKE) clean
 
 install: all
-	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	  $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 pam_mailauth.so $(DESTDIR)$(PAMDIR)/pam_mailauth.so
 	install -m 0755 mailauth $(DESTDIR)$(BINDIR)/mailauth
+	install -m 0755 mailauthd $(DESTDIR)$(SBINDIR)/mailauthd
+	install -m 0644 conf/mailauthd.service conf/mailauthd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -m 0644 man/mailauth.1 $(DESTDIR)$(MANDIR)/man1/mailauth.1
 	install -m 0644 man/pam_mailauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam_mailauth.conf.5
 	install -m 0644 man/pam_mailauth.8 $(DESTDIR)$(MANDIR)/man8/pam_mailauth.8
@@ -121,7 +129,7 @@ deb:
 	@ls -1 $(DEB_OUT)/*.deb
 
 clean:
-	rm -f lib/*.o lib/libmailauth.a pam_mailauth.o pam_mailauth.so mailauth \
+	rm -f lib/*.o lib/libmailauth.a pam_mailauth.o pam_mailauth.so mailauth mailauthd \
 	  $(UNIT_BIN) $(TEST_HELPERS)
 	rm -rf tests/tmp
 

@@ -16,9 +16,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "secret.h"
+#include "wire.h"
 
 enum {
 	EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_UNAVAILABLE = 2, EXIT_UNKNOWN = 3,
@@ -33,8 +35,10 @@ static int usage(void)
 	        "usage: mailauth check [-d] [-c FILE] [-u USER]\n"
 	        "       mailauth probe [-d] [-c FILE] [SERVER]\n"
 	        "       mailauth login [-d] [-c FILE] USER\n"
+	        "       mailauth login -b [SOCKET] USER     (through mailauthd; default %s)\n"
 	        "Password for login: from the terminal (no echo) or one line of stdin.\n"
-	        "Exit: 0 ok, 1 rejected, 2 unavailable, 3 unknown user, 4 config error.\n");
+	        "Exit: 0 ok, 1 rejected, 2 unavailable, 3 unknown user, 4 config error.\n",
+	        MA_BROKER_SOCKET_DEFAULT);
 	return EXIT_USAGE;
 }
 
@@ -202,6 +206,54 @@ out:
 	return rc;
 }
 
+/* `mailauth login -b`: the same question to mailauthd, which answers as
+ * the module in broker mode would be answered.  No configuration is read. */
+static int cmd_login_broker(const char *socket_path, const char *user)
+{
+	struct ma_wire_request *req = calloc(1, sizeof(*req));
+	char *password = calloc(1, PASSWORD_BUF);
+	struct ma_wire_response resp;
+	char why[256] = "";
+	int rc = EXIT_UNAVAILABLE;
+
+	if (req == NULL || password == NULL)
+		goto out;
+	if (read_password(password, PASSWORD_BUF) != 0) {
+		fprintf(stderr, "mailauth: no password given\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	enum ma_err err = ma_check_input(user, password, why, sizeof(why));
+	if (err != MA_OK) {
+		printf("rejected: %s (not sent): %s\n", ma_err_name(err), why);
+		rc = exit_code(err);
+		goto out;
+	}
+	req->type = MA_WIRE_AUTH;
+	snprintf(req->user, sizeof(req->user), "%s", user);
+	snprintf(req->password, sizeof(req->password), "%s", password);
+	snprintf(req->service, sizeof(req->service), "mailauth");
+	err = ma_broker_call(socket_path, req, 330 * 1000, &resp, why, sizeof(why));
+	if (err != MA_OK) {
+		printf("failed: unavailable: %s\n", why);
+		goto out;
+	}
+	printf("%s: %s (server %s, %s, %s, source %s)%s%s\n",
+	       resp.err == MA_OK ? "accepted" : resp.err == MA_AUTH_FAILED ? "rejected" : "failed",
+	       ma_err_name(resp.err), resp.server[0] ? resp.server : "-",
+	       resp.tls_version[0] ? resp.tls_version : "-",
+	       resp.mechanism[0] ? resp.mechanism : "-", ma_wire_source_name(resp.source),
+	       resp.detail[0] && resp.err != MA_OK ? ": " : "",
+	       resp.err != MA_OK ? resp.detail : "");
+	rc = exit_code(resp.err);
+out:
+	if (req != NULL)
+		ma_freezero(req, sizeof(*req));
+	if (password != NULL)
+		ma_freezero(password, PASSWORD_BUF);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = MA_CONFIG_DEFAULT_PATH;
@@ -214,14 +266,27 @@ int main(int argc, char **argv)
 		return usage();
 	const char *cmd = argv[1];
 	int opt;
+	const char *broker = NULL;
 	optind = 2;
-	while ((opt = getopt(argc, argv, "c:u:dh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:u:dhb")) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'u': user = optarg; break;
 		case 'd': log.debug = true; break;
+		case 'b':
+			/* -b [SOCKET]: a following absolute path that is not the
+			 * last argument (the user) is the socket. */
+			broker = MA_BROKER_SOCKET_DEFAULT;
+			if (optind < argc - 1 && argv[optind][0] == '/')
+				broker = argv[optind++];
+			break;
 		default: return usage();
 		}
+	}
+	if (broker != NULL) {
+		if (strcmp(cmd, "login") != 0 || optind != argc - 1 || user != NULL)
+			return usage();
+		return cmd_login_broker(broker, argv[optind]);
 	}
 	char err[512] = "";
 	if (ma_config_load(path, &cfg, err, sizeof(err)) != MA_OK) {

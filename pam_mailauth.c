@@ -5,6 +5,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -13,16 +14,26 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 
+#include "broker.h"
 #include "config.h"
 #include "log.h"
-#include "mailauth.h"
+#include "libmailauth.h"
+#include "secret.h"
+#include "wire.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* How long the module waits for the broker by default: it must cover the
+ * broker's own `timeout` (default 10 s) and a moment in its queue. */
+#define BROKER_TIMEOUT_DEFAULT 20
+
 struct options {
 	const char *config;
+	bool config_given;
 	bool debug;
 	bool acct_ignore;
+	const char *broker;          /* socket path, NULL: in-process */
+	unsigned broker_timeout;     /* seconds */
 };
 
 /* Parse module arguments.  use_first_pass / try_first_pass are honoured by
@@ -31,12 +42,29 @@ struct options {
 static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
 {
 	o->config = MA_CONFIG_DEFAULT_PATH;
+	o->config_given = false;
 	o->debug = false;
 	o->acct_ignore = false;
+	o->broker = NULL;
+	o->broker_timeout = BROKER_TIMEOUT_DEFAULT;
 	for (int i = 0; i < argc; i++) {
-		if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] != '\0')
+		if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] != '\0') {
 			o->config = argv[i] + 7;
-		else if (strcmp(argv[i], "debug") == 0)
+			o->config_given = true;
+		} else if (strcmp(argv[i], "broker") == 0) {
+			o->broker = MA_BROKER_SOCKET_DEFAULT;
+		} else if (strncmp(argv[i], "broker=", 7) == 0 && argv[i][7] == '/') {
+			o->broker = argv[i] + 7;
+		} else if (strncmp(argv[i], "broker_timeout=", 15) == 0) {
+			char *end = NULL;
+			long v = strtol(argv[i] + 15, &end, 10);
+			if (end == argv[i] + 15 || *end != '\0' || v < 1 || v > 600) {
+				pam_syslog(pamh, LOG_ERR, "broker_timeout must be 1 to 600 seconds: %s",
+				           argv[i]);
+				return -1;
+			}
+			o->broker_timeout = (unsigned)v;
+		} else if (strcmp(argv[i], "debug") == 0)
 			o->debug = true;
 		else if (strcmp(argv[i], "acct_ignore") == 0)
 			o->acct_ignore = true;
@@ -47,6 +75,13 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
 			pam_syslog(pamh, LOG_ERR, "unknown module argument: %s", argv[i]);
 			return -1;
 		}
+	}
+	/* With the broker the module never reads a configuration: naming one
+	 * as well is a mistake that must not pass silently. */
+	if (o->broker != NULL && o->config_given) {
+		pam_syslog(pamh, LOG_ERR, "config= and broker exclude each other: the broker "
+		           "reads the configuration");
+		return -1;
 	}
 	return 0;
 }
@@ -91,6 +126,55 @@ static enum ma_err load_config(pam_handle_t *pamh, const char *path, struct ma_c
 	return rc;
 }
 
+/* ---- the broker (SPEC 10) ---- */
+
+static const char *item(pam_handle_t *pamh, int type)
+{
+	const void *v = NULL;
+	return pam_get_item(pamh, type, &v) == PAM_SUCCESS && v != NULL ? v : "";
+}
+
+/* Fill a request of TYPE for USER (PASSWORD may be NULL) with the PAM items
+ * the broker logs, throttles and forwards.  Over-long items are cut, as
+ * they are only for logs; the user and password never are. */
+static void request_init(pam_handle_t *pamh, struct ma_wire_request *req, enum ma_wire_type type,
+                         const char *user, const char *password)
+{
+	memset(req, 0, sizeof(*req));
+	req->type = type;
+	snprintf(req->user, sizeof(req->user), "%s", user);
+	if (password != NULL)
+		snprintf(req->password, sizeof(req->password), "%s", password);
+	snprintf(req->service, sizeof(req->service), "%s", item(pamh, PAM_SERVICE));
+	snprintf(req->rhost, sizeof(req->rhost), "%s", item(pamh, PAM_RHOST));
+	snprintf(req->tty, sizeof(req->tty), "%s", item(pamh, PAM_TTY));
+	snprintf(req->ruser, sizeof(req->ruser), "%s", item(pamh, PAM_RUSER));
+}
+
+/* Ask the broker; the verdict, or MA_UNAVAILABLE (logged) when there is no
+ * answer: never a silent fall back to in-process. */
+static enum ma_err broker_ask(pam_handle_t *pamh, const struct options *opt,
+                              const struct ma_wire_request *req, struct ma_wire_response *resp)
+{
+	char why[256] = "", eu[300];
+	enum ma_err err = ma_broker_call(opt->broker, req, opt->broker_timeout * 1000u, resp,
+	                                 why, sizeof(why));
+	if (err != MA_OK) {
+		pam_syslog(pamh, LOG_ERR, "user %s: %s", ma_escape(eu, sizeof(eu), req->user,
+		           strlen(req->user)), why);
+		return err == MA_BAD_INPUT ? MA_BAD_INPUT : MA_UNAVAILABLE;
+	}
+	int prio = resp->err == MA_OK || resp->err == MA_AUTH_FAILED ? LOG_INFO : LOG_WARNING;
+	if (req->type == MA_WIRE_AUTH || resp->err != MA_OK)
+		pam_syslog(pamh, prio, "broker: user=%s result=%s source=%s server=%s%s%s",
+		           ma_escape(eu, sizeof(eu), req->user, strlen(req->user)),
+		           ma_err_name(resp->err), ma_wire_source_name(resp->source),
+		           resp->server[0] ? resp->server : "-",
+		           resp->detail[0] && resp->err != MA_OK ? " reason=" : "",
+		           resp->err != MA_OK ? resp->detail : "");
+	return resp->err;
+}
+
 /*
  * What both entry points need first: the user, the configuration, and the
  * local policy (minimum_uid, require_local_user, routing), which turns away
@@ -105,6 +189,18 @@ static int prepare(pam_handle_t *pamh, const struct options *opt, const char **u
 	int prc = pam_get_user(pamh, user, NULL);
 	if (prc != PAM_SUCCESS || *user == NULL || (*user)[0] == '\0')
 		return prc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
+	if (opt->broker != NULL) {
+		/* The same local policy, decided by the broker, which has the
+		 * configuration (one round trip on the local socket). */
+		struct ma_wire_request req;
+		struct ma_wire_response resp;
+		if (strlen(*user) >= sizeof(req.user))
+			return PAM_USER_UNKNOWN;
+		request_init(pamh, &req, MA_WIRE_ACCOUNT, *user, NULL);
+		enum ma_err err = broker_ask(pamh, opt, &req, &resp);
+		*user_refused = err == MA_USER_UNKNOWN || err == MA_BAD_INPUT;
+		return err == MA_OK ? PAM_SUCCESS : pam_code(err);
+	}
 	enum ma_err err = load_config(pamh, opt->config, cfg);
 	if (err != MA_OK)
 		return pam_code(err);
@@ -147,7 +243,31 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	}
 	/* PAM owns the token (PAM_AUTHTOK item) and wipes it in pam_end; the
 	 * library copies nothing it does not wipe. */
-	enum ma_err err = ma_authenticate(cfg, user, password, &log, &res);
+	enum ma_err err;
+	if (opt.broker != NULL) {
+		/* The input rules first, here: nothing over the limits goes out. */
+		char why[128];
+		err = ma_check_input(user, password, why, sizeof(why));
+		if (err == MA_OK) {
+			struct ma_wire_request *req = malloc(sizeof(*req));
+			struct ma_wire_response resp;
+			err = MA_NOMEM;
+			if (req != NULL) {
+				request_init(pamh, req, MA_WIRE_AUTH, user, password);
+				err = broker_ask(pamh, &opt, req, &resp);
+				ma_freezero(req, sizeof(*req));
+			}
+		} else {
+			char eu[300];
+			pam_syslog(pamh, LOG_NOTICE, "user %s: %s",
+			           ma_escape(eu, sizeof(eu), user, strlen(user)), why);
+		}
+		rc = pam_code(err);
+		goto out;
+	}
+	/* PAM_RHOST for forward_client_ip (sent only when it is an address). */
+	struct ma_auth_opts aopts = { .rhost = item(pamh, PAM_RHOST) };
+	err = ma_authenticate_opts(cfg, user, password, &aopts, &log, &res);
 	if (err == MA_BAD_INPUT || err == MA_USER_UNKNOWN) {
 		char eu[300];
 		pam_syslog(pamh, LOG_NOTICE, "user %s: %s",

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mailauth.h"
+#include "libmailauth.h"
 
 /* libFuzzer's entry points (defined by each target). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

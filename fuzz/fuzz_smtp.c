@@ -16,6 +16,7 @@
 #include "config.h"
 #include "sasl.h"
 #include "session.h"
+#include "names.h"
 #include "smtp.h"
 
 static bool digit(char c, char lo, char hi)
@@ -125,8 +126,8 @@ static void check_ehlo(const char *text, size_t len)
 static void check_helo(const char *name, size_t len)
 {
 	char buf[MA_SMTP_HELO_MAX];
-	int d = ma_smtp_valid_domain(name, len);
-	int a = ma_smtp_valid_address_literal(name, len);
+	int d = ma_valid_domain(name, len);
+	int a = ma_valid_address_literal(name, len);
 	if (d || a) {
 		for (size_t i = 0; i < len; i++)
 			CHECK(name[i] > 0x20 && name[i] < 0x7f);

@@ -14,11 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <openssl/ssl.h>
 
 #include "config.h"
 #include "log.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "net.h"
 #include "secret.h"
 #include "session.h"
@@ -44,26 +47,7 @@ static bool is_openssh_placeholder(const char *password)
 #define MA_PASSWORD_MAX 1024
 #define MA_USER_MAX 255
 
-const char *ma_err_name(enum ma_err err)
-{
-	switch (err) {
-	case MA_OK: return "ok";
-	case MA_AUTH_FAILED: return "auth-failed";
-	case MA_BAD_INPUT: return "bad-input";
-	case MA_USER_UNKNOWN: return "user-unknown";
-	case MA_UNAVAILABLE: return "unavailable";
-	case MA_TLS: return "tls-error";
-	case MA_PROTOCOL: return "protocol-error";
-	case MA_TIMEOUT: return "timeout";
-	case MA_NO_MECH: return "no-mechanism";
-	case MA_CONFIG: return "config-error";
-	case MA_NOMEM: return "out-of-memory";
-	case MA_INTERNAL: return "internal-error";
-	}
-	return "unknown-error";
-}
-
-static enum ma_err check_input(const char *user, const char *password, char *why, size_t whylen)
+enum ma_err ma_check_input(const char *user, const char *password, char *why, size_t whylen)
 {
 	if (user == NULL || user[0] == '\0' || strlen(user) > MA_USER_MAX) {
 		snprintf(why, whylen, "empty or over-long user name");
@@ -189,16 +173,35 @@ out:
 	return rc;
 }
 
-static bool unavailable_family(enum ma_err rc)
-{
-	return rc == MA_UNAVAILABLE || rc == MA_TLS || rc == MA_PROTOCOL ||
-	       rc == MA_TIMEOUT || rc == MA_NO_MECH;
-}
 
+/* The client's address for forward_client_ip: RHOST when it is an IPv4 or
+ * IPv6 literal, printed again by inet_ntop (so nothing but digits, hex,
+ * dots and colons goes on the wire); else "". */
+static void client_ip(const char *rhost, char *buf, size_t len)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	buf[0] = '\0';
+	if (rhost == NULL || strlen(rhost) > 64)
+		return;
+	if (inet_pton(AF_INET, rhost, addr) == 1) {
+		if (inet_ntop(AF_INET, addr, buf, (socklen_t)len) == NULL)
+			buf[0] = '\0';
+	} else if (inet_pton(AF_INET6, rhost, addr) == 1) {
+		if (inet_ntop(AF_INET6, addr, buf, (socklen_t)len) == NULL)
+			buf[0] = '\0';
+	}
+}
 
 enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
                             const char *password, const struct ma_log *log,
                             struct ma_result *res)
+{
+	return ma_authenticate_opts(cfg, user, password, NULL, log, res);
+}
+
+enum ma_err ma_authenticate_opts(const struct ma_config *cfg, const char *user,
+                                 const char *password, const struct ma_auth_opts *opts,
+                                 const struct ma_log *log, struct ma_result *res)
 {
 	enum ma_err rc = MA_INTERNAL;
 	struct ma_result local;
@@ -207,16 +210,21 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 	char *login = NULL;
 	bool tried = false;
 
+	char ip[INET6_ADDRSTRLEN] = "";
+
 	if (res == NULL)
 		res = &local;
 	memset(res, 0, sizeof(*res));
+	res->server_index = -1;
+	if (opts != NULL)
+		client_ip(opts->rhost, ip, sizeof(ip));
 	set_text(res->tls_version, sizeof(res->tls_version), "none");
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	if (cfg == NULL) {
 		rc = MA_CONFIG;
 		goto out;
 	}
-	rc = check_input(user, password, res->detail, sizeof(res->detail));
+	rc = ma_check_input(user, password, res->detail, sizeof(res->detail));
 	if (rc != MA_OK)
 		goto out;
 	rc = ma_check_user(cfg, user, res->detail, sizeof(res->detail));
@@ -247,12 +255,32 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 		ma_deadline_share(&share, &dl, (unsigned)routed--);
 		struct ma_session s = {
 			.cfg = cfg, .srv = srv, .log = log, .dl = &share, .login = login,
-			.password = password, .password_len = strlen(password),
+			.password = password, .password_len = strlen(password), .first_mech = -1,
+			.client_ip = ip[0] != '\0' ? ip : NULL,
 		};
+		struct ma_server_hint hint = { false, false };
+		if (opts != NULL && opts->hint != NULL)
+			opts->hint(opts->arg, i, &hint);
+		s.no_fallback = hint.scram_proven;
+		if (hint.plain_first)
+			s.first_mech = MA_MECH_PLAIN;
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		rc = one_server(&s);
+		/* max_connections (the broker): wait for a slot within this
+		 * server's share of the deadline, else it is unavailable. */
+		bool slot = false;
+		if (opts != NULL && opts->acquire != NULL) {
+			rc = opts->acquire(opts->arg, i, ma_deadline_remaining_ms(&share),
+			                   s.why, sizeof(s.why));
+			slot = rc == MA_OK;
+		}
+		if (opts == NULL || opts->acquire == NULL || slot)
+			rc = one_server(&s);
+		if (slot && opts->release != NULL)
+			opts->release(opts->arg, i);
 		tried = true;
+		res->server_index = (int)i;
+		res->fell_back = s.fell_back;
 		set_text(res->server, sizeof(res->server), srv->name);
 		set_text(res->detail, sizeof(res->detail), rc == MA_OK ? "" : s.why);
 		set_text(res->mechanism, sizeof(res->mechanism),
@@ -268,7 +296,7 @@ enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
 		       ma_err_name(rc),
 		       ma_elapsed_ms(&t0), s.why[0] != '\0' && rc != MA_OK ? " reason=" : "",
 		       rc != MA_OK ? s.why : "");
-		if (!unavailable_family(rc))
+		if (!ma_err_unavailable(rc))
 			break;
 	}
 out:
@@ -306,6 +334,7 @@ enum ma_err ma_probe(const struct ma_config *cfg, const char *server,
 		ma_deadline_start(&dl, cfg->timeout_ms);
 		struct ma_session s = {
 			.cfg = cfg, .srv = srv, .log = log, .dl = &dl, .login = "", .probe = true,
+			.first_mech = -1,
 		};
 		char eh[128];
 		printf_line(print, arg, "server %s: %s %s:%u tls=%s", srv->name,

@@ -39,7 +39,7 @@
 #include "base64.h"
 #include "net.h"
 #include "secret.h"
-#include "smtp.h"
+#include "names.h"
 
 static const char *const mech_names[MA_MECH_COUNT] = {
 	"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -51,7 +51,7 @@ static const char *const tls_modes[] = { "implicit", "starttls", "none" };
 
 /* Server options, in schema order: the index of an option in a section. */
 enum { S_PROTOCOL, S_HOST, S_PORT, S_TLS, S_VERIFY_NAME, S_CA_FILE, S_CA_PATH,
-       S_PIN, S_MECHANISMS, S_DOMAINS, S_COUNT };
+       S_PIN, S_MECHANISMS, S_DOMAINS, S_MAX_CONNECTIONS, S_FORWARD_CLIENT_IP, S_COUNT };
 
 struct parse_ctx {
 	const char *name;             /* file name for messages */
@@ -302,13 +302,13 @@ static const char *check_dns_name(const char *s)
 	       : "must be a host name: letters, digits, '-' and '.', a letter or digit first";
 }
 
-/* helo_name goes on the wire as it is: the rule is smtp.c's own (RFC 5321
+/* helo_name goes on the wire as it is: the rule is names.c's (smtp.c's EHLO uses the same) (RFC 5321
  * 4.1.1.1, a domain or an address literal), so that what loads here is
  * also what EHLO accepts. */
 static const char *check_helo_name(const char *s)
 {
 	size_t n = strlen(s);
-	return n == 0 || ma_smtp_valid_domain(s, n) || ma_smtp_valid_address_literal(s, n) ? NULL
+	return n == 0 || ma_valid_domain(s, n) || ma_valid_address_literal(s, n) ? NULL
 	       : "must be a host name (labels of letters, digits and inner '-', at most 63 "
 	         "characters each) or an address literal such as [192.0.2.1]";
 }
@@ -370,6 +370,27 @@ out:
 	return rc;
 }
 
+/* clients = {"www-data", "@freerad"}: a user or @group name as useradd(8)
+ * takes it. */
+static const char *check_client(const char *s)
+{
+	if (s[0] == '@')
+		s++;
+	return word_ok(s, 32, "_.-$") || (s[0] == '_' && word_ok(s + 1, 31, "_.-$")) ? NULL
+	       : "must be a user name or @group (letters, digits, '_', '.', '-')";
+}
+
+/* state_dir: an absolute path without control characters. */
+static const char *check_state_dir(const char *s)
+{
+	if (s[0] != '/' || strlen(s) > 200)
+		return "must be an absolute path of at most 200 characters";
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return "must not contain control characters";
+	return NULL;
+}
+
 static const char *check_str(const char *name, const char *v)
 {
 	if (strcmp(name, "tls_min_version") == 0)
@@ -392,6 +413,10 @@ static const char *check_str(const char *name, const char *v)
 		return decode_pin(v, NULL) == 0 ? NULL : "must be \"sha256//\" and the base64 of 32 bytes";
 	if (strcmp(name, "mechanisms") == 0)
 		return ma_mech_from_name(v) >= 0 ? NULL : "unknown mechanism";
+	if (strcmp(name, "clients") == 0)
+		return check_client(v);
+	if (strcmp(name, "state_dir") == 0)
+		return check_state_dir(v);
 	return NULL;   /* ca_file, ca_path: checked when used, at connect */
 }
 
@@ -403,6 +428,18 @@ static const char *check_int(const char *name, long v)
 		return "must be 1 to 65535";
 	if (strcmp(name, "minimum_uid") == 0 && (long long)v > 4294967294LL)
 		return "must be a uid (at most 4294967294)";
+	/* The broker's keys (SPEC 10); the module in-process reads and ignores them. */
+	if ((strcmp(name, "cache_ttl") == 0 || strcmp(name, "negative_ttl") == 0) &&
+	    (v < 0 || v > 86400))
+		return "must be 0 to 86400 (seconds; 0 = off)";
+	if (strcmp(name, "max_failures") == 0 && (v < 0 || v > MA_MAX_FAILURES))
+		return "must be 0 to 100 (0 = no throttle)";
+	if (strcmp(name, "failure_window") == 0 && (v < 1 || v > 86400))
+		return "must be 1 to 86400 (seconds)";
+	if (strcmp(name, "offline_ttl") == 0 && (v < 0 || v > 31536000))
+		return "must be 0 to 31536000 (seconds, a year; 0 = off)";
+	if (strcmp(name, "max_connections") == 0 && (v < 0 || v > 1024))
+		return "must be 0 to 1024 (0 = no limit)";
 	return NULL;
 }
 
@@ -618,6 +655,8 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 		}
 		s->n_pins++;
 	}
+	s->max_connections = (unsigned)cfg_getint(sec, "max_connections");
+	s->forward_client_ip = cfg_getbool(sec, "forward_client_ip") != cfg_false;
 	s->port = port != 0 ? (unsigned)port
 	        : s->protocol == MA_PROTO_IMAP ? (s->tls == MA_TLS_IMPLICIT ? 993u : 143u)
 	                                       : (s->tls == MA_TLS_IMPLICIT ? 465u : 587u);
@@ -659,6 +698,15 @@ static enum ma_err extract(struct parse_ctx *c, cfg_t *root, struct ma_config *c
 	cfg->mechanism_fallback = cfg_getbool(root, "mechanism_fallback") != cfg_false;
 	cfg->require_local_user = cfg_getbool(root, "require_local_user") != cfg_false;
 	cfg->minimum_uid = (unsigned long)cfg_getint(root, "minimum_uid");
+	cfg->cache_ttl = (unsigned)cfg_getint(root, "cache_ttl");
+	cfg->negative_ttl = (unsigned)cfg_getint(root, "negative_ttl");
+	cfg->max_failures = (unsigned)cfg_getint(root, "max_failures");
+	cfg->failure_window = (unsigned)cfg_getint(root, "failure_window");
+	cfg->offline_ttl = (unsigned)cfg_getint(root, "offline_ttl");
+	cfg->state_dir = strdup(getstr(root, "state_dir"));
+	if (cfg->state_dir == NULL ||
+	    copy_list(root, "clients", &cfg->clients, &cfg->n_clients) != MA_OK)
+		goto out;
 	cfg->login_format = strdup(getstr(root, "login"));
 	cfg->helo_name = helo[0] != '\0' ? strdup(helo) : NULL;
 	if (cfg->login_format == NULL || (helo[0] != '\0' && cfg->helo_name == NULL) ||
@@ -703,6 +751,7 @@ static enum ma_err run_confuse(struct parse_ctx *c, const char *buf, struct ma_c
 		OPT_STR("tls", "implicit"), OPT_STR("verify_name", ""),
 		OPT_STR("ca_file", ""), OPT_STR("ca_path", ""),
 		OPT_LIST("pin"), OPT_LIST("mechanisms"), OPT_LIST("domains"),
+		OPT_INT("max_connections", 8), OPT_BOOL("forward_client_ip", cfg_false),
 		CFG_END()
 	};
 	cfg_opt_t opts[] = {
@@ -711,6 +760,10 @@ static enum ma_err run_confuse(struct parse_ctx *c, const char *buf, struct ma_c
 		OPT_BOOL("lowercase", cfg_false), OPT_STR("helo_name", ""),
 		OPT_LIST("domains"), OPT_BOOL("mechanism_fallback", cfg_true),
 		OPT_INT("minimum_uid", 1000), OPT_BOOL("require_local_user", cfg_false),
+		OPT_INT("cache_ttl", 0), OPT_INT("negative_ttl", 300),
+		OPT_INT("max_failures", 10), OPT_INT("failure_window", 300),
+		OPT_INT("offline_ttl", 0), OPT_STR("state_dir", MA_STATE_DIR_DEFAULT),
+		OPT_LIST("clients"),
 		CFG_SEC("server", server_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
@@ -884,6 +937,8 @@ void ma_config_free(struct ma_config **cfg)
 	free(c->login_format);
 	free(c->helo_name);
 	free_list(c->domains, c->n_domains);
+	free(c->state_dir);
+	free_list(c->clients, c->n_clients);
 	free(c);
 	*cfg = NULL;
 }

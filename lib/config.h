@@ -8,13 +8,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "mailauth.h"
+#include "libmailauth.h"
 
 #define MA_CONFIG_DEFAULT_PATH "/etc/security/pam_mailauth.conf"
 #define MA_CONFIG_MAX_SIZE (64 * 1024)   /* bytes; larger files are refused */
 #define MA_MAX_SERVERS 16
 #define MA_MAX_PINS 16
 #define MA_PIN_LEN 32                     /* SHA-256 of the SubjectPublicKeyInfo */
+#define MA_STATE_DIR_DEFAULT "/var/lib/mailauth"
+#define MA_MAX_FAILURES 100               /* largest max_failures */
 
 enum ma_protocol { MA_PROTO_IMAP, MA_PROTO_SMTP };
 enum ma_tls_mode { MA_TLS_IMPLICIT, MA_TLS_STARTTLS, MA_TLS_NONE };
@@ -60,6 +62,9 @@ struct ma_server {
 	char **domains;             /* route only these domains here; n_domains == 0: all */
 	size_t n_domains;
 	unsigned config_line;       /* line of the section, for messages */
+	/* The broker's (SPEC 10); the module in-process ignores them. */
+	unsigned max_connections;   /* at once to this server; 0 = no limit */
+	bool forward_client_ip;     /* IMAP ID x-originating-ip / SMTP XCLIENT ADDR */
 };
 
 struct ma_config {
@@ -76,6 +81,15 @@ struct ma_config {
 	bool require_local_user;
 	struct ma_server *servers;
 	size_t n_servers;
+	/* The broker's (SPEC 10): seconds, 0 = off, except failure_window. */
+	unsigned cache_ttl;         /* positive cache */
+	unsigned negative_ttl;      /* the same wrong password again */
+	unsigned max_failures;      /* per user and per remote host ... */
+	unsigned failure_window;    /* ... within this many seconds; 0 failures = off */
+	unsigned offline_ttl;       /* offline verifiers */
+	char *state_dir;            /* never NULL after load */
+	char **clients;             /* "user" / "@group" allowed besides root */
+	size_t n_clients;
 };
 
 /*

@@ -140,6 +140,8 @@ int ma_imap_parse_caps(const char *list, size_t len, struct ma_caps *caps)
 			caps->logindisabled = true;
 		} else if (word_is(tok, tlen, "SASL-IR")) {
 			caps->sasl_ir = true;
+		} else if (word_is(tok, tlen, "ID")) {
+			caps->id = true;
 		}
 	}
 	ma_escape(caps->text, sizeof(caps->text), list, len);
@@ -487,8 +489,13 @@ static enum ma_err authenticate(struct imap *im)
 		.respond = sasl_respond,
 	};
 	enum ma_mech used = MA_MECH_COUNT;    /* nothing tried yet */
-	enum ma_err rc = ma_sasl_authenticate(&proto, caps->mechs, allowed,
-	                                      s->cfg->mechanism_fallback, &creds, s->log, &used);
+	struct ma_sasl_policy policy = {
+		.allowed = allowed, .fallback = s->cfg->mechanism_fallback && !s->no_fallback,
+		.first = s->first_mech,
+	};
+	enum ma_err rc = ma_sasl_authenticate_policy(&proto, caps->mechs, &policy, &creds,
+	                                             s->log, &used);
+	s->fell_back = policy.fell_back;
 	if (rc == MA_NO_MECH && (allowed & MA_MECH_BIT(MA_MECH_IMAP_LOGIN)) &&
 	    !caps->logindisabled) {
 		used = MA_MECH_IMAP_LOGIN;
@@ -499,6 +506,34 @@ static enum ma_err authenticate(struct imap *im)
 	s->mechanism = used;
 	s->mechanism_set = used != MA_MECH_COUNT;
 	ma_wipe(cb, sizeof(cb));
+	return rc;
+}
+
+/*
+ * forward_client_ip: RFC 2971 ID with Dovecot's "x-originating-ip" field
+ * (honoured from login_trusted_networks), so that the server's own
+ * brute-force protection and logs see the user's address, not ours.  Only
+ * when the server advertises ID; its answer, whatever it is, changes
+ * nothing about the login.  The address was checked and re-printed by
+ * inet_ntop, so it needs no quoting beyond the DQUOTEs.
+ */
+static enum ma_err send_client_ip(struct imap *im)
+{
+	struct ma_session *s = im->s;
+	struct ma_imap_line l;
+	char cmd[128];
+
+	if (!s->caps_tls.id) {
+		ma_log(s->log, LOG_NOTICE, "forward_client_ip: server %s does not offer ID; "
+		       "it sees this host's address", s->srv->name);
+		return MA_OK;
+	}
+	snprintf(cmd, sizeof(cmd), "ID (\"x-originating-ip\" \"%s\")", s->client_ip);
+	enum ma_err rc = command(im, cmd);
+	if (rc == MA_OK)
+		rc = await_tagged(im, &l, NULL);
+	if (rc == MA_OK && l.status != MA_IMAP_OK)
+		ma_log(s->log, LOG_NOTICE, "forward_client_ip: server %s refused ID", s->srv->name);
 	return rc;
 }
 
@@ -533,6 +568,9 @@ enum ma_err ma_imap_session(struct ma_session *s)
 		ma_session_choose_for_probe(s, true);
 		rc = MA_OK;
 	} else {
+		if (s->client_ip != NULL && s->srv->forward_client_ip &&
+		    (rc = send_client_ip(&im)) != MA_OK)
+			goto out;
 		rc = authenticate(&im);
 	}
 	/* Say goodbye without waiting for the answer: the verdict is known. */

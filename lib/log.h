@@ -1,5 +1,5 @@
 /*
- * log.h - the library's log helpers on top of struct ma_log (mailauth.h).
+ * log.h - the library's log helpers on top of struct ma_log (libmailauth.h).
  * Everything that may contain server text goes through ma_escape first.
  */
 #ifndef MA_LOG_H
@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "mailauth.h"
+#include "libmailauth.h"
 
 /* printf-style line at PRIORITY; nothing when log or log->emit is NULL. */
 void ma_log(const struct ma_log *log, int priority, const char *fmt, ...)

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "deadline.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 
 /*
  * Resolve HOST (one lookup, A and AAAA) and connect to PORT, trying each

@@ -231,9 +231,33 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
                                  bool fallback, const struct ma_sasl_creds *c,
                                  const struct ma_log *log, enum ma_mech *used)
 {
+	struct ma_sasl_policy policy = { .allowed = allowed, .fallback = fallback, .first = -1 };
+	return ma_sasl_authenticate_policy(proto, server_mechs, &policy, c, log, used);
+}
+
+enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
+                                        unsigned server_mechs, struct ma_sasl_policy *policy,
+                                        const struct ma_sasl_creds *c,
+                                        const struct ma_log *log, enum ma_mech *used)
+{
 	enum ma_err rc = MA_NO_MECH;
 	enum ma_mech cand[MA_MECH_COUNT];
+	unsigned allowed = policy->allowed;
+	bool fallback = policy->fallback;
 	size_t n = ma_sasl_candidates(server_mechs, allowed, c->cb_type != NULL, cand);
+	policy->fell_back = false;
+	/* The broker's mechanism memory: a mechanism that is known to work for
+	 * this user goes first (PLAIN for an account whose stored hash cannot
+	 * do SCRAM), the others keep their order behind it. */
+	for (size_t i = 1; policy->first >= 0 && i < n; i++) {
+		if ((int)cand[i] != policy->first)
+			continue;
+		enum ma_mech m = cand[i];
+		memmove(cand + 1, cand, i * sizeof(cand[0]));
+		cand[0] = m;
+		ma_debug(log, "mechanism %s first: it worked for this user before", mech_table[m]->name);
+		break;
+	}
 	/* RFC 5802 section 6: GS2 flag "y" says "I support channel binding but
 	 * you do not offer it".  When the server does advertise a -PLUS variant
 	 * that the configuration excludes, "y" would make it fail the login as a
@@ -265,6 +289,7 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
 			ma_log(log, LOG_INFO, "%s rejected; falling back to PLAIN once",
 			       mech_table[cand[i]]->name);
 			*used = MA_MECH_PLAIN;
+			policy->fell_back = true;
 			rc = ma_sasl_exchange(proto, &ma_mech_plain, &unbound, log, &last);
 			ma_debug(log, "mechanism PLAIN: %s", ma_err_name(rc));
 			if (rc == MA_NO_MECH)

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 
 struct ma_sasl_creds {
 	const char *authcid;             /* login name, NUL-terminated */
@@ -110,6 +110,22 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
                                  unsigned server_mechs, unsigned allowed,
                                  bool fallback, const struct ma_sasl_creds *c,
                                  const struct ma_log *log, enum ma_mech *used);
+
+/* The same with the whole policy in one place: ALLOWED and FALLBACK as
+ * above; FIRST (an enum ma_mech, or -1) is tried before the others when the
+ * server offers it and ALLOWED has it; FELL_BACK is set when a SCRAM or
+ * CRAM rejection was followed by the one PLAIN retry. */
+struct ma_sasl_policy {
+	unsigned allowed;
+	bool fallback;
+	int first;
+	bool fell_back;          /* out */
+};
+
+enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
+                                        unsigned server_mechs, struct ma_sasl_policy *policy,
+                                        const struct ma_sasl_creds *c,
+                                        const struct ma_log *log, enum ma_mech *used);
 
 /* One exchange with one mechanism (exported for tests). */
 enum ma_err ma_sasl_exchange(const struct ma_sasl_proto *proto,

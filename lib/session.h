@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "deadline.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "stream.h"
 #include "tls.h"
 
@@ -23,6 +23,8 @@ struct ma_caps {
 	bool logindisabled;      /* IMAP: LOGIN command forbidden */
 	bool sasl_ir;            /* IMAP RFC 4959 / SMTP: initial response allowed */
 	bool auth;               /* SMTP: an AUTH keyword was advertised */
+	bool id;                 /* IMAP: the ID command (RFC 2971) */
+	bool xclient;            /* SMTP: XCLIENT (Postfix's XCLIENT_README) */
 	char text[512];          /* escaped, for logs and `mailauth probe` */
 };
 
@@ -37,6 +39,11 @@ struct ma_session {
 	const char *password;            /* NULL in probe mode */
 	size_t password_len;
 	bool probe;                      /* stop after capabilities, send nothing secret */
+	/* What the caller knows (the broker's mechanism memory, PAM_RHOST). */
+	bool no_fallback;                /* SCRAM worked for this user: a rejection is final */
+	int first_mech;                  /* enum ma_mech to try first, or -1 */
+	const char *client_ip;           /* canonical IP literal of the user's client, or NULL */
+	bool fell_back;                  /* out: SCRAM/CRAM rejected, then PLAIN tried */
 	struct ma_caps caps_plain;       /* before TLS (STARTTLS only) */
 	struct ma_caps caps_tls;         /* after TLS: the only ones used to choose */
 	enum ma_mech mechanism;          /* chosen / used */

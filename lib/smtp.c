@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "names.h"
 #include "sasl.h"
 #include "secret.h"
 
@@ -150,7 +151,9 @@ int ma_smtp_parse_ehlo_line(const char *text, size_t len, struct ma_caps *caps)
 	size_t kwlen = i;
 	bool legacy = i < len && text[i] == '=';
 
-	if (word_is(kw, kwlen, "STARTTLS") && !legacy) {
+	if (word_is(kw, kwlen, "XCLIENT") && !legacy) {
+		caps->xclient = true;
+	} else if (word_is(kw, kwlen, "STARTTLS") && !legacy) {
 		/* RFC 3207 section 4: "The STARTTLS keyword is used to tell the
 		 * SMTP client that the SMTP server is currently able to negotiate
 		 * the use of TLS.  It takes no parameters." */
@@ -208,55 +211,6 @@ int ma_smtp_auth_reply_kind(int code, bool payload_sent)
 	return -1;    /* 2xx other than 235, 3xx other than 334: out of sequence */
 }
 
-int ma_smtp_valid_domain(const char *name, size_t len)
-{
-	int ok = 0;
-	size_t label = 0;
-
-	if (name == NULL || len == 0)
-		goto out;
-	if (name[len - 1] == '.')
-		len--;       /* an absolute name "host.example." */
-	if (len == 0 || len > 253)
-		goto out;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		if (c == '.') {
-			if (label == 0 || name[i - 1] == '-')
-				goto out;
-			label = 0;
-			continue;
-		}
-		if (!is_alnum(c) && !(c == '-' && label > 0))
-			goto out;
-		if (++label > 63)
-			goto out;
-	}
-	if (label == 0 || name[len - 1] == '-')
-		goto out;
-	ok = 1;
-out:
-	return ok;
-}
-
-int ma_smtp_valid_address_literal(const char *name, size_t len)
-{
-	int ok = 0;
-
-	/* address-literal = "[" ( IPv4-address-literal / IPv6-address-literal /
-	 * General-address-literal ) "]" (RFC 5321 section 4.1.3); we accept
-	 * the characters of the first two ("IPv6:" tag included). */
-	if (name == NULL || len < 3 || len >= MA_SMTP_HELO_MAX ||
-	    name[0] != '[' || name[len - 1] != ']')
-		goto out;
-	for (size_t i = 1; i + 1 < len; i++)
-		if (!is_alnum(name[i]) && name[i] != ':' && name[i] != '.')
-			goto out;
-	ok = 1;
-out:
-	return ok;
-}
-
 static int address_literal(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -290,8 +244,8 @@ int ma_smtp_helo_name(const char *configured, const char *hostname,
 		size_t clen = strlen(configured);
 		/* A configured name goes on the wire as is: refuse anything that
 		 * could split the command or is not a name (CR, LF, SP...). */
-		if (!ma_smtp_valid_domain(configured, clen) &&
-		    !ma_smtp_valid_address_literal(configured, clen))
+		if (!ma_valid_domain(configured, clen) &&
+		    !ma_valid_address_literal(configured, clen))
 			goto out;
 		if (clen >= len)
 			goto out;
@@ -306,7 +260,7 @@ int ma_smtp_helo_name(const char *configured, const char *hostname,
 	 * block outside our deadline, and submission servers take any
 	 * well-formed name from an authenticating client.  A name that is not
 	 * even well-formed is replaced by the literal of our own address. */
-	if (hostname != NULL && ma_smtp_valid_domain(hostname, strlen(hostname)) &&
+	if (hostname != NULL && ma_valid_domain(hostname, strlen(hostname)) &&
 	    strlen(hostname) < len) {
 		memcpy(buf, hostname, strlen(hostname) + 1);
 		rc = 0;
@@ -546,8 +500,13 @@ static enum ma_err authenticate(struct smtp *sm)
 		.respond = sasl_respond,
 	};
 	enum ma_mech tried = MA_MECH_COUNT;    /* nothing tried yet */
-	rc = ma_sasl_authenticate(&proto, caps->mechs, s->srv->mechanisms,
-	                          s->cfg->mechanism_fallback, &creds, s->log, &tried);
+	struct ma_sasl_policy policy = {
+		.allowed = s->srv->mechanisms,
+		.fallback = s->cfg->mechanism_fallback && !s->no_fallback,
+		.first = s->first_mech,
+	};
+	rc = ma_sasl_authenticate_policy(&proto, caps->mechs, &policy, &creds, s->log, &tried);
+	s->fell_back = policy.fell_back;
 	if (tried != MA_MECH_COUNT) {
 		s->mechanism = tried;
 		s->mechanism_set = true;
@@ -560,6 +519,41 @@ static enum ma_err authenticate(struct smtp *sm)
 out:
 	ma_wipe(cb, sizeof(cb));
 	return rc;
+}
+
+/*
+ * forward_client_ip: Postfix's XCLIENT (XCLIENT_README), allowed from
+ * smtpd_authorized_xclient_hosts, so that the server's logs and anvil
+ * limits see the user's address.  Only over TLS and only when offered;
+ * "XCLIENT ADDR=..." is answered with a new 220 greeting, after which
+ * the client starts again with EHLO (the session, and TLS, stay).  A
+ * refusal (550 insufficient authorization) changes nothing about the
+ * login: the server then sees this host's address.
+ */
+static enum ma_err send_client_ip(struct smtp *sm)
+{
+	struct ma_session *s = sm->s;
+	struct ma_smtp_reply r;
+	char cmd[128];
+	enum ma_err rc;
+
+	if (!s->caps_tls.xclient) {
+		ma_log(s->log, LOG_NOTICE, "forward_client_ip: server %s does not offer XCLIENT; "
+		       "it sees this host's address", s->srv->name);
+		return MA_OK;
+	}
+	/* XCLIENT_README: "ADDR=IPV6:address" for IPv6. */
+	snprintf(cmd, sizeof(cmd), "XCLIENT ADDR=%s%s", strchr(s->client_ip, ':') ? "IPV6:" : "",
+	         s->client_ip);
+	if ((rc = command(sm, cmd)) != MA_OK || (rc = read_reply(sm, &r, NULL)) != MA_OK)
+		return rc;
+	if (r.code != 220) {
+		ma_log(s->log, LOG_NOTICE, "forward_client_ip: server %s refused XCLIENT: %d",
+		       s->srv->name, r.code);
+		return MA_OK;
+	}
+	/* A new session: what the last EHLO said is forgotten and asked again. */
+	return ehlo(sm, &s->caps_tls);
 }
 
 enum ma_err ma_smtp_session(struct ma_session *s)
@@ -589,6 +583,9 @@ enum ma_err ma_smtp_session(struct ma_session *s)
 			ma_session_choose_for_probe(s, false);
 		rc = MA_OK;
 	} else {
+		if (s->client_ip != NULL && s->srv->forward_client_ip &&
+		    (rc = send_client_ip(&sm)) != MA_OK)
+			goto out;
 		rc = authenticate(&sm);
 	}
 out:

@@ -79,20 +79,6 @@ int ma_smtp_parse_ehlo_line(const char *text, size_t len, struct ma_caps *caps);
 int ma_smtp_auth_reply_kind(int code, bool payload_sent);
 
 /*
- * 1 when NAME (LEN bytes) is a syntactically valid host name for EHLO:
- * labels of letters, digits and '-' (RFC 1123 section 2.1), 1..63 bytes,
- * not starting or ending with '-', separated by single dots, at most 253
- * bytes, an optional final dot excluded.  A name without a dot is valid.
- */
-int ma_smtp_valid_domain(const char *name, size_t len);
-
-/*
- * 1 when NAME is an RFC 5321 section 4.1.3 address literal as we accept it
- * in the configuration: "[" then letters, digits, ':' or '.' then "]".
- */
-int ma_smtp_valid_address_literal(const char *name, size_t len);
-
-/*
  * Choose the EHLO argument into BUF (size LEN, NUL-terminated):
  * CONFIGURED when non-NULL and non-empty (it must be a valid domain or
  * address literal, else -1), else HOSTNAME when it is a valid domain, else

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "deadline.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "tls.h"
 
 /* SPEC 2: IMAP and SMTP lines are 64 KiB at most, CRLF included. */

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #include "deadline.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 
 struct ma_tls;
 

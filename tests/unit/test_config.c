@@ -319,7 +319,7 @@ START_TEST(helo_name_values)
 	global_err("helo_name = \"bad_name\"", "helo_name = \"bad_name\": must be a host name");
 	global_err("helo_name = \"a b\"", "must be a host name");
 	global_err("helo_name = \"-x.org\"", "must be a host name");
-	/* The rule EHLO applies on the wire (ma_smtp_valid_domain), already
+	/* The rule EHLO applies on the wire (ma_valid_domain), already
 	 * here: empty labels, a '-' at a label's edge, labels over 63. */
 	global_err("helo_name = \"a..b\"", "must be a host name");
 	global_err("helo_name = \"a-.b\"", "must be a host name");

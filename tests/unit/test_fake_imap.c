@@ -11,7 +11,7 @@
 #include <syslog.h>
 
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "unit.h"
 #include "fake.h"
 

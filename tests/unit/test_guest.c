@@ -26,7 +26,7 @@
 
 #include "config.h"
 #include "fake.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "net.h"
 #include "tls.h"
 #include "tlsflood.h"

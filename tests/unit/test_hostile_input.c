@@ -55,7 +55,7 @@
 
 #include "base64.h"
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "sasl.h"
 #include "unit.h"
 #include "fake.h"

@@ -42,7 +42,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "unit.h"
 #include "fake.h"        /* fake_certs_setup(), fake_now_ms() */
 

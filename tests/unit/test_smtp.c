@@ -16,8 +16,9 @@
 #include <syslog.h>
 
 #include "config.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "sasl.h"
+#include "names.h"
 #include "smtp.h"
 #include "unit.h"
 #include "fake.h"
@@ -289,21 +290,21 @@ START_TEST(helo_domain_syntax)
 	                      "mail.-x.org", "mail.x-.org", "host\r\nRCPT", "\xc3\xa9t\xc3\xa9",
 	                      "[127.0.0.1]", NULL };
 	for (size_t i = 0; good[i] != NULL; i++)
-		ck_assert_msg(ma_smtp_valid_domain(good[i], strlen(good[i])), "refused %s", good[i]);
+		ck_assert_msg(ma_valid_domain(good[i], strlen(good[i])), "refused %s", good[i]);
 	for (size_t i = 0; bad[i] != NULL; i++)
-		ck_assert_msg(!ma_smtp_valid_domain(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
+		ck_assert_msg(!ma_valid_domain(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
 	char label[70];
 	memset(label, 'a', 64);
 	label[64] = '\0';
-	ck_assert(!ma_smtp_valid_domain(label, 64));
-	ck_assert(ma_smtp_valid_domain(label, 63));
+	ck_assert(!ma_valid_domain(label, 64));
+	ck_assert(ma_valid_domain(label, 63));
 
-	ck_assert(ma_smtp_valid_address_literal("[192.0.2.1]", 11));
-	ck_assert(ma_smtp_valid_address_literal("[IPv6:2001:db8::1]", 18));
-	ck_assert(!ma_smtp_valid_address_literal("[]", 2));
-	ck_assert(!ma_smtp_valid_address_literal("[1.2.3.4", 8));
-	ck_assert(!ma_smtp_valid_address_literal("[1.2.3.4]\r\n", 11));
-	ck_assert(!ma_smtp_valid_address_literal("[1 2]", 5));
+	ck_assert(ma_valid_address_literal("[192.0.2.1]", 11));
+	ck_assert(ma_valid_address_literal("[IPv6:2001:db8::1]", 18));
+	ck_assert(!ma_valid_address_literal("[]", 2));
+	ck_assert(!ma_valid_address_literal("[1.2.3.4", 8));
+	ck_assert(!ma_valid_address_literal("[1.2.3.4]\r\n", 11));
+	ck_assert(!ma_valid_address_literal("[1 2]", 5));
 }
 END_TEST
 
@@ -571,7 +572,7 @@ START_TEST(ehlo_name_default)
 	char host[256] = { 0 }, expect[512], script[1024];
 	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
 	snprintf(expect, sizeof(expect), "EHLO %s",
-	         ma_smtp_valid_domain(host, strlen(host)) ? host : "[127.0.0.1]");
+	         ma_valid_domain(host, strlen(host)) ? host : "[127.0.0.1]");
 	snprintf(script, sizeof(script), "tls\n" GREET "expect= %s\nsend 250-fake.test\\r\\n250 AUTH PLAIN\n"
 	         PLAIN_OK QUIT, expect);
 	run_case(&r, "helo-default", "implicit", script, NULL, NULL);

@@ -21,7 +21,7 @@
 
 #include "config.h"
 #include "fake.h"
-#include "mailauth.h"
+#include "libmailauth.h"
 #include "unit.h"
 
 struct outcome {

@@ -1,5 +1,6 @@
 /*
- * mailauth.h - the face of libmailauth: check a user's password against an
+ * libmailauth.h - the face of libmailauth (named apart from the mailauth
+ * tool): check a user's password against an
  * IMAP or SMTP submission server over verified TLS.
  *
  * Data flows one way: caller -> config -> route -> connect -> TLS -> protocol
@@ -7,8 +8,8 @@
  * (pam_mailauth.c) and the tool (mailauth.c) map enum ma_err to their own
  * return codes.
  */
-#ifndef MAILAUTH_H
-#define MAILAUTH_H
+#ifndef LIBMAILAUTH_H
+#define LIBMAILAUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,33 @@ struct ma_result {
 	char mechanism[32];    /* "SCRAM-SHA-256", "PLAIN", "IMAP-LOGIN"... */
 	char detail[256];      /* why it failed, escaped, never secret */
 	long duration_ms;
+	int server_index;      /* cfg->servers[] that gave the verdict, -1 none */
+	bool fell_back;        /* a SCRAM/CRAM rejection, then PLAIN on that server */
+};
+
+/* What a caller (the broker) remembers of a user at one server. */
+struct ma_server_hint {
+	bool scram_proven;     /* SCRAM succeeded before: a rejection is final */
+	bool plain_first;      /* only PLAIN worked before: start with it */
+};
+
+/*
+ * Everything an authentication may take besides user and password; every
+ * field may be 0 / NULL.
+ */
+struct ma_auth_opts {
+	/* PAM_RHOST: sent to servers with forward_client_ip when it is an IPv4
+	 * or IPv6 literal (anything else is never sent). */
+	const char *rhost;
+	void *arg;             /* for the callbacks */
+	/* Fill H for USER at cfg->servers[SERVER] (called before connecting). */
+	void (*hint)(void *arg, size_t server, struct ma_server_hint *h);
+	/* max_connections: take a slot for cfg->servers[SERVER] within
+	 * TIMEOUT_MS (MA_OK), or give up (MA_UNAVAILABLE / MA_TIMEOUT, with a
+	 * reason in WHY); release() gives it back after the attempt. */
+	enum ma_err (*acquire)(void *arg, size_t server, int timeout_ms,
+	                       char *why, size_t whylen);
+	void (*release)(void *arg, size_t server);
 };
 
 struct ma_config;
@@ -70,6 +98,23 @@ struct ma_config;
 enum ma_err ma_authenticate(const struct ma_config *cfg, const char *user,
                             const char *password, const struct ma_log *log,
                             struct ma_result *res);
+
+/* The same with OPTS (may be NULL: exactly ma_authenticate). */
+enum ma_err ma_authenticate_opts(const struct ma_config *cfg, const char *user,
+                                 const char *password, const struct ma_auth_opts *opts,
+                                 const struct ma_log *log, struct ma_result *res);
+
+/*
+ * The input checks of ma_authenticate that need no configuration: user
+ * name (1..255 bytes, no CR/LF), password (1..1024 bytes, not OpenSSH's
+ * placeholder).  MA_OK or MA_BAD_INPUT with WHY.
+ */
+enum ma_err ma_check_input(const char *user, const char *password, char *why, size_t whylen);
+
+/* True for the errors that say "no server could give a verdict" (DNS,
+ * connect, TLS, protocol, deadline, no mechanism): the next server is tried,
+ * and the broker may answer offline. */
+bool ma_err_unavailable(enum ma_err err);
 
 /*
  * Checks that need no network: is USER allowed by minimum_uid /

@@ -1,0 +1,289 @@
+/*
+ * serve.c - one broker request, from the local checks to the verdict
+ * (serve.h).  The order, and why:
+ *
+ *   1. input and local policy (minimum_uid, routing): as in-process;
+ *   2. positive cache: a recent success with this very password;
+ *   3. negative cache: a recent rejection of this very password (the
+ *      server is not asked the same wrong question again);
+ *   4. throttle: too many failures of this user or remote host lately;
+ *   5. the servers, with the mechanism memory and max_connections;
+ *   6. offline verifiers, only when every server was unavailable.
+ *
+ * A cache hit needs no server, so a user who logged in recently is not
+ * locked out by someone else's guesses (4 comes after 2).
+ */
+#include "serve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "deadline.h"
+#include "log.h"
+#include "secret.h"
+
+/* ---- max_connections ---- */
+
+struct slot {
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	unsigned in_use, max;
+};
+
+struct ma_limiter {
+	size_t n;
+	struct slot s[];
+};
+
+static struct ma_limiter *limiter_new(const struct ma_config *cfg)
+{
+	struct ma_limiter *l = calloc(1, sizeof(*l) + cfg->n_servers * sizeof(struct slot));
+	if (l == NULL)
+		return NULL;
+	l->n = cfg->n_servers;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (size_t i = 0; i < l->n; i++) {
+		pthread_mutex_init(&l->s[i].lock, NULL);
+		pthread_cond_init(&l->s[i].freed, &ca);
+		l->s[i].max = cfg->servers[i].max_connections;
+	}
+	pthread_condattr_destroy(&ca);
+	return l;
+}
+
+static void limiter_free(struct ma_limiter *l)
+{
+	for (size_t i = 0; l != NULL && i < l->n; i++) {
+		pthread_mutex_destroy(&l->s[i].lock);
+		pthread_cond_destroy(&l->s[i].freed);
+	}
+	free(l);
+}
+
+struct call {
+	struct ma_serve *sv;
+	const char *user;
+	time_t now;
+};
+
+static enum ma_err acquire(void *arg, size_t server, int timeout_ms, char *why, size_t whylen)
+{
+	struct call *c = arg;
+	struct slot *s = &c->sv->limits->s[server];
+	enum ma_err rc = MA_OK;
+	if (s->max == 0)
+		return MA_OK;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->in_use >= s->max) {
+		if (pthread_cond_timedwait(&s->freed, &s->lock, &until) == ETIMEDOUT) {
+			rc = MA_TIMEOUT;
+			snprintf(why, whylen, "all %u connections to this server (max_connections) "
+			         "stayed busy until the deadline", s->max);
+			break;
+		}
+	}
+	if (rc == MA_OK)
+		s->in_use++;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void release(void *arg, size_t server)
+{
+	struct call *c = arg;
+	struct slot *s = &c->sv->limits->s[server];
+	if (s->max == 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->in_use--;
+	pthread_cond_signal(&s->freed);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void hint(void *arg, size_t server, struct ma_server_hint *h)
+{
+	struct call *c = arg;
+	ma_shield_hint(c->sv->shield, c->user, c->sv->cfg->servers[server].name, c->now, h);
+}
+
+/* ---- the state ---- */
+
+enum ma_err ma_serve_new(struct ma_config *cfg, const struct ma_log *log, struct ma_serve **out)
+{
+	enum ma_err rc = MA_NOMEM;
+	struct ma_serve *sv = calloc(1, sizeof(*sv));
+	*out = NULL;
+	if (sv == NULL) {
+		ma_config_free(&cfg);
+		return MA_NOMEM;
+	}
+	sv->cfg = cfg;
+	struct ma_shield_params p = {
+		.cache_ttl = cfg->cache_ttl, .negative_ttl = cfg->negative_ttl,
+		.max_failures = cfg->max_failures, .failure_window = cfg->failure_window,
+	};
+	if ((rc = ma_shield_new(&p, &sv->shield)) != MA_OK)
+		goto out;
+	rc = MA_NOMEM;
+	if ((sv->limits = limiter_new(cfg)) == NULL)
+		goto out;
+	if (cfg->offline_ttl > 0 && (rc = ma_offline_open(cfg->state_dir, log, &sv->offline)) != MA_OK)
+		goto out;
+	rc = MA_OK;
+	*out = sv;
+	sv = NULL;
+out:
+	ma_serve_free(&sv);
+	return rc;
+}
+
+void ma_serve_free(struct ma_serve **svp)
+{
+	struct ma_serve *sv = *svp;
+	if (sv == NULL)
+		return;
+	ma_offline_free(&sv->offline);
+	ma_shield_free(&sv->shield);
+	limiter_free(sv->limits);
+	ma_config_free(&sv->cfg);
+	free(sv);
+	*svp = NULL;
+}
+
+/* ---- one request ---- */
+
+static void fill(struct ma_wire_response *resp, enum ma_err err, enum ma_wire_source src,
+                 const char *server, const char *mech, const char *tls, const char *detail)
+{
+	resp->err = err;
+	resp->source = src;
+	snprintf(resp->server, sizeof(resp->server), "%s", server != NULL ? server : "");
+	snprintf(resp->mechanism, sizeof(resp->mechanism), "%s", mech != NULL ? mech : "");
+	snprintf(resp->tls_version, sizeof(resp->tls_version), "%s", tls != NULL ? tls : "");
+	snprintf(resp->detail, sizeof(resp->detail), "%s", detail != NULL ? detail : "");
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	return ma_elapsed_ms(t0);
+}
+
+void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
+                      const struct ma_log *log, struct ma_wire_response *resp, bool *remember)
+{
+	const struct ma_config *cfg = sv->cfg;
+	struct timespec t0;
+	char why[256] = "";
+	struct ma_result res;
+	enum ma_err err = MA_INTERNAL;
+	const char *result = NULL;     /* the log's result=, when not ma_err_name(err) */
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	*remember = false;
+	memset(resp, 0, sizeof(*resp));
+	fill(resp, MA_INTERNAL, MA_SOURCE_BROKER, NULL, NULL, NULL, NULL);
+	time_t now = time(NULL);
+
+	if (req->type == MA_WIRE_ACCOUNT) {
+		err = ma_check_user(cfg, req->user, why, sizeof(why));
+		fill(resp, err, MA_SOURCE_BROKER, NULL, NULL, NULL, why);
+		goto log;
+	}
+	err = ma_check_input(req->user, req->password, why, sizeof(why));
+	if (err == MA_OK)
+		err = ma_check_user(cfg, req->user, why, sizeof(why));
+	if (err != MA_OK) {
+		fill(resp, err, MA_SOURCE_BROKER, NULL, NULL, NULL, why);
+		goto log;
+	}
+
+	struct ma_shield_hit hit;
+	switch (ma_shield_check(sv->shield, req->user, req->password, req->rhost, now, &hit)) {
+	case MA_SHIELD_ACCEPT:
+		err = MA_OK;
+		fill(resp, err, MA_SOURCE_CACHE, hit.server, hit.mechanism, hit.tls_version, hit.why);
+		goto log;
+	case MA_SHIELD_REJECT:
+		err = MA_AUTH_FAILED;
+		fill(resp, err, MA_SOURCE_NEGATIVE, NULL, NULL, NULL, hit.why);
+		goto log;
+	case MA_SHIELD_THROTTLE:
+		err = MA_AUTH_FAILED;
+		result = "throttled";
+		fill(resp, err, MA_SOURCE_THROTTLE, NULL, NULL, NULL, hit.why);
+		goto log;
+	case MA_SHIELD_ASK:
+		break;
+	}
+
+	struct call c = { .sv = sv, .user = req->user, .now = now };
+	struct ma_auth_opts opts = {
+		.rhost = req->rhost[0] != '\0' ? req->rhost : NULL, .arg = &c,
+		.hint = hint, .acquire = acquire, .release = release,
+	};
+	err = ma_authenticate_opts(cfg, req->user, req->password, &opts, log, &res);
+	ma_shield_record(sv->shield, req->user, req->password, req->rhost, err, &res, now);
+	fill(resp, err, MA_SOURCE_NETWORK, res.server, res.mechanism, res.tls_version,
+	     err == MA_OK ? "" : res.detail);
+	snprintf(resp->login, sizeof(resp->login), "%s", res.login);
+	if (sv->offline == NULL)
+		goto log;
+	if (err == MA_OK) {
+		*remember = true;
+	} else if (err == MA_AUTH_FAILED) {
+		/* The password may have changed: the old one must not keep
+		 * working offline. */
+		ma_offline_forget(sv->offline, req->user);
+	} else if (ma_err_unavailable(err)) {
+		/* SPEC 10: only when every server is unavailable, never after a
+		 * rejection (ma_authenticate_opts stops at the first verdict). */
+		enum ma_err off = ma_offline_verify(sv->offline, req->user, req->password,
+		                                    cfg->offline_ttl, now);
+		if (off == MA_OK) {
+			char detail[256];
+			snprintf(detail, sizeof(detail), "servers unavailable (%s): offline verifier",
+			         ma_err_name(err));
+			err = MA_OK;
+			result = "ok-offline";
+			fill(resp, err, MA_SOURCE_OFFLINE, NULL, NULL, NULL, detail);
+		} else if (off == MA_AUTH_FAILED) {
+			ma_shield_count_failure(sv->shield, req->user, req->rhost, now);
+			ma_log(log, LOG_NOTICE, "user %s: offline verifier does not match", req->user);
+		}
+	}
+log:
+	{
+		char eu[300], er[300], es[100];
+		ma_log(log, err == MA_OK || err == MA_AUTH_FAILED ? LOG_INFO : LOG_WARNING,
+		       "%s service=%s user=%s rhost=%s result=%s source=%s server=%s duration=%ldms%s%s",
+		       req->type == MA_WIRE_ACCOUNT ? "account" : "auth",
+		       req->service[0] ? ma_escape(es, sizeof(es), req->service, strlen(req->service)) : "-",
+		       ma_escape(eu, sizeof(eu), req->user, strlen(req->user)),
+		       req->rhost[0] ? ma_escape(er, sizeof(er), req->rhost, strlen(req->rhost)) : "-",
+		       result != NULL ? result : ma_err_name(err), ma_wire_source_name(resp->source),
+		       resp->server[0] ? resp->server : "-", ms_since(&t0),
+		       resp->detail[0] && err != MA_OK ? " reason=" : "",
+		       err != MA_OK ? resp->detail : "");
+	}
+}
+
+void ma_serve_remember(struct ma_serve *sv, const struct ma_wire_request *req)
+{
+	if (sv->offline != NULL)
+		(void)ma_offline_store(sv->offline, req->user, req->password, time(NULL));
+}
