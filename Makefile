@@ -114,6 +114,7 @@ install: all
 	install -m 0644 man/mailauth.1 $(DESTDIR)$(MANDIR)/man1/mailauth.1
 	install -m 0644 man/pam_mailauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam_mailauth.conf.5
 	install -m 0644 man/pam_mailauth.8 $(DESTDIR)$(MANDIR)/man8/pam_mailauth.8
+	install -m 0644 man/mailauthd.8 $(DESTDIR)$(MANDIR)/man8/mailauthd.8
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 conf/*.conf conf/pam.d-* $(DESTDIR)$(DOCDIR)/examples/
 

@@ -89,6 +89,8 @@ static void print_server(const struct ma_server *s)
 	       s->name, s->protocol == MA_PROTO_IMAP ? "imap" : "smtp", s->host, s->port,
 	       tls_name(s->tls), s->verify_name, s->ca_file ? s->ca_file : "(system)",
 	       s->ca_path ? s->ca_path : "(system)", s->n_pins);
+	printf("  max_connections = %u%s\n  forward_client_ip = %s\n", s->max_connections,
+	       s->max_connections == 0 ? " (no limit)" : "", s->forward_client_ip ? "yes" : "no");
 	printf("  mechanisms =");
 	for (int m = 0; m < MA_MECH_COUNT; m++)
 		if (s->mechanisms & MA_MECH_BIT(m))
@@ -106,6 +108,14 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	       cfg->login_format, cfg->lowercase ? "yes" : "no", cfg->minimum_uid,
 	       cfg->require_local_user ? "yes" : "no", cfg->mechanism_fallback ? "yes" : "no");
 	printf("helo_name = %s\n", cfg->helo_name != NULL ? cfg->helo_name : "(this host's name)");
+	printf("broker: cache_ttl = %u s\nbroker: negative_ttl = %u s\nbroker: max_failures = %u "
+	       "per failure_window = %u s\nbroker: offline_ttl = %u s\nbroker: state_dir = %s\n",
+	       cfg->cache_ttl, cfg->negative_ttl, cfg->max_failures, cfg->failure_window,
+	       cfg->offline_ttl, cfg->state_dir);
+	printf("broker: clients =");
+	for (size_t i = 0; i < cfg->n_clients; i++)
+		printf(" %s", cfg->clients[i]);
+	printf("%s\n", cfg->n_clients == 0 ? " (root only)" : "");
 	print_domains("domains =", cfg->domains, cfg->n_domains);
 	if (user == NULL) {
 		for (size_t i = 0; i < cfg->n_servers; i++)
@@ -256,7 +266,8 @@ out:
 
 int main(int argc, char **argv)
 {
-	const char *path = MA_CONFIG_DEFAULT_PATH;
+	static const char default_path[] = MA_CONFIG_DEFAULT_PATH;
+	const char *path = default_path;
 	const char *user = NULL;
 	struct ma_config *cfg = NULL;
 	struct ma_log log = { .emit = emit_stderr, .arg = NULL, .debug = false };
@@ -284,7 +295,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (broker != NULL) {
-		if (strcmp(cmd, "login") != 0 || optind != argc - 1 || user != NULL)
+		/* The broker has the configuration and its own log: -c and -d
+		 * would be silently ignored, so they are refused. */
+		if (strcmp(cmd, "login") != 0 || optind != argc - 1 || user != NULL ||
+		    path != default_path || log.debug)
 			return usage();
 		return cmd_login_broker(broker, argv[optind]);
 	}

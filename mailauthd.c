@@ -50,6 +50,7 @@
 #include "deadline.h"
 #include "libmailauth.h"
 #include "log.h"
+#include "offline.h"
 #include "secret.h"
 #include "serve.h"
 #include "wire.h"
@@ -87,6 +88,8 @@ static struct {
 	volatile sig_atomic_t stopping;
 	pthread_mutex_t gen_lock;
 	struct generation *current;
+	struct ma_offline *offline;    /* one store for every generation */
+	char state_dir[PATH_MAX];      /* where it is */
 	struct ma_log log;
 	pthread_mutex_t log_lock;
 } d = {
@@ -193,7 +196,24 @@ static struct generation *load_generation(void)
 		generation_free(g);
 		return NULL;
 	}
-	if (ma_serve_new(cfg, &d.log, &g->sv) != MA_OK) {   /* takes cfg */
+	/* The offline store is opened once, when first needed; its place is
+	 * fixed from then on (two stores on one file would overwrite each
+	 * other's changes). */
+	char file[PATH_MAX];
+	snprintf(file, sizeof(file), "%s/%s", cfg->state_dir, MA_OFFLINE_FILE);
+	bool stored = access(file, F_OK) == 0;
+	if ((cfg->offline_ttl > 0 || stored) && d.offline == NULL) {
+		if (ma_offline_open(cfg->state_dir, &d.log, &d.offline) != MA_OK) {
+			ma_config_free(&cfg);
+			generation_free(g);
+			return NULL;
+		}
+		snprintf(d.state_dir, sizeof(d.state_dir), "%s", cfg->state_dir);
+	} else if (cfg->offline_ttl > 0 && strcmp(d.state_dir, cfg->state_dir) != 0) {
+		say(LOG_WARNING, "state_dir changed to %s: takes effect at the next start; "
+		    "offline verifiers stay in %s", cfg->state_dir, d.state_dir);
+	}
+	if (ma_serve_new(cfg, d.offline, &g->sv) != MA_OK) {   /* takes cfg */
 		say(LOG_ERR, "cannot set up the broker state");
 		generation_free(g);
 		return NULL;
@@ -213,6 +233,8 @@ static struct generation *generation_get(void)
 
 static void generation_put(struct generation *g)
 {
+	if (g == NULL)
+		return;
 	pthread_mutex_lock(&d.gen_lock);
 	bool last = --g->refs == 0;
 	pthread_mutex_unlock(&d.gen_lock);
@@ -367,6 +389,15 @@ static void serve_connection(int fd)
 	if (!ok) {
 		say(LOG_WARNING, "refused caller %s: not root and not in clients", who);
 		refuse(fd, MA_CONFIG, "this caller (%s) is not in the broker's clients", who);
+		/* Close without a reset, so that the answer is read: we will not
+		 * read their request, but let it arrive (briefly, bounded). */
+		shutdown(fd, SHUT_WR);
+		struct ma_deadline dl;
+		ma_deadline_start(&dl, 500);
+		while (ma_deadline_remaining_ms(&dl) > 0 &&
+		       wait_readable(fd, ma_deadline_remaining_ms(&dl)) &&
+		       recv(fd, body, MA_WIRE_MAX_BODY, MSG_DONTWAIT) > 0)
+			;
 		goto out;
 	}
 	while (!d.stopping) {
@@ -504,9 +535,11 @@ static int bind_socket(void)
 	}
 	/* The socket is for everyone to connect to (0666): callers are
 	 * authorised by SO_PEERCRED, and a refusal says why. */
-	mode_t old = umask(0);
+	mode_t old = umask(0111);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
+	if (rc == 0)
+		rc = chmod(d.socket, 0666);
 	if (rc != 0 || listen(fd, 256) != 0) {
 		say(LOG_ERR, "%s: %s", d.socket, strerror(errno));
 		close(fd);
@@ -589,6 +622,8 @@ int main(int argc, char **argv)
 	d.listen_fd = activated_socket();
 	if (d.listen_fd == -2)
 		return EXIT_FAIL;
+	if (d.listen_fd >= 0)
+		d.socket = "the socket of systemd's socket activation";
 	if (d.listen_fd < 0 && (d.listen_fd = bind_socket()) < 0)
 		return EXIT_FAIL;
 	if (!d.foreground && detach() != 0) {
@@ -632,7 +667,8 @@ int main(int argc, char **argv)
 	close(d.listen_fd);
 	if (d.own_socket)
 		unlink(d.socket);
-	generation_put(d.current);     /* writes the offline store */
+	generation_put(d.current);
+	ma_offline_free(&d.offline);   /* writes what is pending */
 	close(d.stop_fd);
 	say(LOG_NOTICE, "stopped");
 	return EXIT_OK;

@@ -76,6 +76,10 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
 			return -1;
 		}
 	}
+	if (o->broker == NULL && o->broker_timeout != BROKER_TIMEOUT_DEFAULT) {
+		pam_syslog(pamh, LOG_ERR, "broker_timeout= without broker: a mistake, refused");
+		return -1;
+	}
 	/* With the broker the module never reads a configuration: naming one
 	 * as well is a mistake that must not pass silently. */
 	if (o->broker != NULL && o->config_given) {
@@ -195,7 +199,7 @@ static int prepare(pam_handle_t *pamh, const struct options *opt, const char **u
 		struct ma_wire_request req;
 		struct ma_wire_response resp;
 		if (strlen(*user) >= sizeof(req.user))
-			return PAM_USER_UNKNOWN;
+			return pam_code(MA_BAD_INPUT);   /* as in-process: over 255 bytes */
 		request_init(pamh, &req, MA_WIRE_ACCOUNT, *user, NULL);
 		enum ma_err err = broker_ask(pamh, opt, &req, &resp);
 		*user_refused = err == MA_USER_UNKNOWN || err == MA_BAD_INPUT;

@@ -43,6 +43,10 @@ static bool is_openssh_placeholder(const char *password)
 	return i > 0;
 }
 
+/* max_connections: a slot obtained with less time than this left is given
+ * back unused (see ma_authenticate_opts). */
+#define MIN_CONNECT_MS 100
+
 /* Longest password sent to a server; PAM_MAX_RESP_SIZE is 512. */
 #define MA_PASSWORD_MAX 1024
 #define MA_USER_MAX 255
@@ -273,6 +277,17 @@ enum ma_err ma_authenticate_opts(const struct ma_config *cfg, const char *user,
 			rc = opts->acquire(opts->arg, i, ma_deadline_remaining_ms(&share),
 			                   s.why, sizeof(s.why));
 			slot = rc == MA_OK;
+			/* A slot that came free at the very end is no use: a TCP
+			 * and TLS handshake and a login do not fit in what is left,
+			 * so do not open a connection only to abandon it. */
+			if (slot && ma_deadline_remaining_ms(&share) < MIN_CONNECT_MS) {
+				rc = MA_TIMEOUT;
+				snprintf(s.why, sizeof(s.why), "the deadline passed while waiting for "
+				         "a connection slot (max_connections)");
+				if (opts->release != NULL)
+					opts->release(opts->arg, i);
+				slot = false;
+			}
 		}
 		if (opts == NULL || opts->acquire == NULL || slot)
 			rc = one_server(&s);

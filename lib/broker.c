@@ -151,7 +151,9 @@ enum ma_err ma_broker_call(const char *path, const struct ma_wire_request *req,
 	unsigned char hdr[MA_WIRE_HEADER];
 	enum ma_wire_type type;
 	size_t blen = 0;
-	if (io == MA_OK)
+	/* Even when sending failed, the broker may have answered already (a
+	 * caller it refuses is told so at once). */
+	if (io != MA_TIMEOUT)
 		io = recv_all(fd, hdr, sizeof(hdr), &dl);
 	if (io != MA_OK) {
 		snprintf(why, whylen, "broker %s: %s", path,

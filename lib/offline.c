@@ -33,7 +33,15 @@
 #include "log.h"
 #include "secret.h"
 
-#define FILE_MAX (4u * 1024 * 1024)
+/*
+ * Fix: the bound was 4 MiB, less than a full store takes: with user names
+ * of 255 bytes a line is up to 609 bytes (510 of hex, a date of up to 19
+ * digits, "20 32 4", 24 + 44 of base64, 6 spaces, the newline), so 10,000
+ * of them made a file that the next start refused as too large, losing
+ * every verifier.  The bound is now what MA_OFFLINE_MAX longest lines need.
+ */
+#define LINE_MAX_LEN 609u
+#define FILE_MAX (sizeof(HEADER) + (size_t)MA_OFFLINE_MAX * LINE_MAX_LEN)
 #define HEADER "mailauth-offline 1"
 #define REFRESH_WRITE_S 60      /* a refreshed date alone is written at most this often */
 
@@ -69,6 +77,10 @@ int ma_offline_scrypt(const char *password, const unsigned char salt[16], unsign
                       unsigned r, unsigned p, unsigned char out[32])
 {
 	int rc = -1;
+	/* Fix: the bounds are checked before 1 << log2_n is computed below: a
+	 * shift by 64 or more is undefined (UBSan: log2_n = 64). */
+	if (log2_n < 10 || log2_n > 20 || r < 1 || r > 32 || p < 1 || p > 4)
+		return -1;
 	EVP_KDF *kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL);
 	EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
 	uint64_t n = (uint64_t)1 << log2_n;
@@ -84,8 +96,7 @@ int ma_offline_scrypt(const char *password, const unsigned char salt[16], unsign
 		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
 		OSSL_PARAM_construct_end(),
 	};
-	if (ctx != NULL && log2_n >= 10 && log2_n <= 20 && r >= 1 && r <= 32 && p >= 1 && p <= 4 &&
-	    EVP_KDF_derive(ctx, out, 32, params) == 1)
+	if (ctx != NULL && EVP_KDF_derive(ctx, out, 32, params) == 1)
 		rc = 0;
 	EVP_KDF_CTX_free(ctx);
 	EVP_KDF_free(kdf);
@@ -254,8 +265,11 @@ static void load(struct ma_offline *o)
 		len += (size_t)r;
 	buf[len] = '\0';
 	why = "not a mailauth-offline 1 file";
+	/* NUL bytes first: strtok_r below puts its own. */
+	if (memchr(buf, '\0', len) != NULL)
+		goto bad;
 	char *save = NULL, *line = strtok_r(buf, "\n", &save);
-	if (line == NULL || strcmp(line, HEADER) != 0 || memchr(buf, '\0', len) != NULL)
+	if (line == NULL || strcmp(line, HEADER) != 0)
 		goto bad;
 	size_t lineno = 1;
 	while ((line = strtok_r(NULL, "\n", &save)) != NULL) {

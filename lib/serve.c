@@ -7,11 +7,15 @@
  *   3. negative cache: a recent rejection of this very password (the
  *      server is not asked the same wrong question again);
  *   4. throttle: too many failures of this user or remote host lately;
- *   5. the servers, with the mechanism memory and max_connections;
+ *   5. the servers, with the mechanism memory and max_connections; a
+ *      request identical to one under way (same user and password) waits
+ *      for that one's verdict instead of logging in again;
  *   6. offline verifiers, only when every server was unavailable.
  *
  * A cache hit needs no server, so a user who logged in recently is not
- * locked out by someone else's guesses (4 comes after 2).
+ * refused because her remote host is throttled by guesses at other users
+ * (4 comes after 2).  Guesses at her own name that reach a server drop her
+ * cache entry (a rejection), and then her own throttle applies.
  */
 #include "serve.h"
 
@@ -26,6 +30,8 @@
 #include "deadline.h"
 #include "log.h"
 #include "secret.h"
+
+#include <openssl/crypto.h>
 
 /* ---- max_connections ---- */
 
@@ -121,9 +127,126 @@ static void hint(void *arg, size_t server, struct ma_server_hint *h)
 	ma_shield_hint(c->sv->shield, c->user, c->sv->cfg->servers[server].name, c->now, h);
 }
 
+/* ---- one server login for identical concurrent requests ----
+ *
+ * A web application that receives fifty requests at once with the same
+ * Basic credentials would make fifty server logins before the first one
+ * fills the cache.  Requests with the same user and password (named by
+ * their HMAC, never the password) that arrive while one is being checked
+ * wait for that check and take its verdict.  At most MAX_FLIGHTS checks are
+ * shared at a time; beyond that a request simply asks the server itself.
+ */
+#define MAX_FLIGHTS 64
+
+struct flight {
+	unsigned char key[32];
+	bool used, done;
+	unsigned waiters;
+	enum ma_err err;
+	struct ma_result res;
+};
+
+struct ma_flights {
+	pthread_mutex_t lock;
+	pthread_cond_t done;           /* broadcast whenever a flight lands */
+	struct flight f[MAX_FLIGHTS];
+};
+
+static struct ma_flights *flights_new(void)
+{
+	struct ma_flights *fl = calloc(1, sizeof(*fl));
+	if (fl == NULL)
+		return NULL;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&fl->lock, NULL);
+	pthread_cond_init(&fl->done, &ca);
+	pthread_condattr_destroy(&ca);
+	return fl;
+}
+
+static void flights_free(struct ma_flights *fl)
+{
+	if (fl == NULL)
+		return;
+	pthread_mutex_destroy(&fl->lock);
+	pthread_cond_destroy(&fl->done);
+	ma_freezero(fl, sizeof(*fl));
+}
+
+/*
+ * Either join the check under way for KEY (true: *ERR and *RES are its
+ * verdict, after waiting at most WAIT_MS), or become the one that makes it
+ * (false, *MINE set, or NULL when every slot is taken).
+ */
+static bool flight_join(struct ma_flights *fl, const unsigned char key[32], int wait_ms,
+                        struct flight **mine, enum ma_err *err, struct ma_result *res)
+{
+	struct flight *f = NULL, *free_slot = NULL;
+	*mine = NULL;
+	pthread_mutex_lock(&fl->lock);
+	for (size_t i = 0; i < MAX_FLIGHTS; i++) {
+		if (fl->f[i].used && !fl->f[i].done && CRYPTO_memcmp(fl->f[i].key, key, 32) == 0)
+			f = &fl->f[i];
+		else if (!fl->f[i].used && free_slot == NULL)
+			free_slot = &fl->f[i];
+	}
+	if (f == NULL) {
+		if (free_slot != NULL) {
+			memset(free_slot, 0, sizeof(*free_slot));
+			memcpy(free_slot->key, key, 32);
+			free_slot->used = true;
+			*mine = free_slot;
+		}
+		pthread_mutex_unlock(&fl->lock);
+		return false;
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	f->waiters++;
+	while (!f->done && pthread_cond_timedwait(&fl->done, &fl->lock, &until) != ETIMEDOUT)
+		;
+	if (f->done) {
+		*err = f->err;
+		*res = f->res;
+	} else {
+		*err = MA_TIMEOUT;
+		memset(res, 0, sizeof(*res));
+		res->server_index = -1;
+		snprintf(res->detail, sizeof(res->detail), "the same login under way did not end");
+	}
+	if (--f->waiters == 0 && f->done)
+		f->used = false;
+	pthread_mutex_unlock(&fl->lock);
+	return true;
+}
+
+static void flight_land(struct ma_flights *fl, struct flight *f, enum ma_err err,
+                        const struct ma_result *res)
+{
+	if (f == NULL)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	f->err = err;
+	f->res = *res;
+	f->done = true;
+	if (f->waiters == 0)
+		f->used = false;
+	pthread_cond_broadcast(&fl->done);
+	pthread_mutex_unlock(&fl->lock);
+}
+
 /* ---- the state ---- */
 
-enum ma_err ma_serve_new(struct ma_config *cfg, const struct ma_log *log, struct ma_serve **out)
+enum ma_err ma_serve_new(struct ma_config *cfg, struct ma_offline *offline,
+                         struct ma_serve **out)
 {
 	enum ma_err rc = MA_NOMEM;
 	struct ma_serve *sv = calloc(1, sizeof(*sv));
@@ -140,10 +263,9 @@ enum ma_err ma_serve_new(struct ma_config *cfg, const struct ma_log *log, struct
 	if ((rc = ma_shield_new(&p, &sv->shield)) != MA_OK)
 		goto out;
 	rc = MA_NOMEM;
-	if ((sv->limits = limiter_new(cfg)) == NULL)
+	if ((sv->limits = limiter_new(cfg)) == NULL || (sv->flights = flights_new()) == NULL)
 		goto out;
-	if (cfg->offline_ttl > 0 && (rc = ma_offline_open(cfg->state_dir, log, &sv->offline)) != MA_OK)
-		goto out;
+	sv->offline = offline;
 	rc = MA_OK;
 	*out = sv;
 	sv = NULL;
@@ -157,9 +279,9 @@ void ma_serve_free(struct ma_serve **svp)
 	struct ma_serve *sv = *svp;
 	if (sv == NULL)
 		return;
-	ma_offline_free(&sv->offline);
 	ma_shield_free(&sv->shield);
 	limiter_free(sv->limits);
+	flights_free(sv->flights);
 	ma_config_free(&sv->cfg);
 	free(sv);
 	*svp = NULL;
@@ -231,25 +353,36 @@ void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
 		break;
 	}
 
-	struct call c = { .sv = sv, .user = req->user, .now = now };
-	struct ma_auth_opts opts = {
-		.rhost = req->rhost[0] != '\0' ? req->rhost : NULL, .arg = &c,
-		.hint = hint, .acquire = acquire, .release = release,
-	};
-	err = ma_authenticate_opts(cfg, req->user, req->password, &opts, log, &res);
-	ma_shield_record(sv->shield, req->user, req->password, req->rhost, err, &res, now);
+	unsigned char key[32];
+	struct flight *mine = NULL;
+	bool shared = false;
+	if (ma_shield_mac(sv->shield, req->user, req->password, key))
+		shared = flight_join(sv->flights, key, (int)cfg->timeout_ms + 2000, &mine, &err, &res);
+	ma_wipe(key, sizeof(key));
+	if (!shared) {
+		struct call c = { .sv = sv, .user = req->user, .now = now };
+		struct ma_auth_opts opts = {
+			.rhost = req->rhost[0] != '\0' ? req->rhost : NULL, .arg = &c,
+			.hint = hint, .acquire = acquire, .release = release,
+		};
+		err = ma_authenticate_opts(cfg, req->user, req->password, &opts, log, &res);
+		ma_shield_record(sv->shield, req->user, req->password, req->rhost, err, &res, now);
+		flight_land(sv->flights, mine, err, &res);
+	} else {
+		result = err == MA_OK ? "ok-shared" : NULL;
+	}
 	fill(resp, err, MA_SOURCE_NETWORK, res.server, res.mechanism, res.tls_version,
 	     err == MA_OK ? "" : res.detail);
 	snprintf(resp->login, sizeof(resp->login), "%s", res.login);
 	if (sv->offline == NULL)
 		goto log;
 	if (err == MA_OK) {
-		*remember = true;
+		*remember = !shared && cfg->offline_ttl > 0;
 	} else if (err == MA_AUTH_FAILED) {
 		/* The password may have changed: the old one must not keep
 		 * working offline. */
 		ma_offline_forget(sv->offline, req->user);
-	} else if (ma_err_unavailable(err)) {
+	} else if (ma_err_unavailable(err) && cfg->offline_ttl > 0) {
 		/* SPEC 10: only when every server is unavailable, never after a
 		 * rejection (ma_authenticate_opts stops at the first verdict). */
 		enum ma_err off = ma_offline_verify(sv->offline, req->user, req->password,

@@ -17,20 +17,26 @@
 #include "wire.h"
 
 struct ma_limiter;
+struct ma_flights;
 
 /* One generation of the broker's state: made at start and at each reload
  * (SIGHUP), shared by the requests that began under it. */
 struct ma_serve {
 	struct ma_config *cfg;
 	struct ma_shield *shield;
-	struct ma_offline *offline;        /* NULL when offline_ttl = 0 */
+	struct ma_offline *offline;        /* borrowed; NULL when there is none */
 	struct ma_limiter *limits;         /* max_connections of each server */
+	struct ma_flights *flights;        /* server logins under way, shared */
 };
 
-/* Build the state for CFG (taken over; freed by ma_serve_free), with the
- * offline store in cfg->state_dir when offline_ttl is set.  LOG must
- * outlive the state. */
-enum ma_err ma_serve_new(struct ma_config *cfg, const struct ma_log *log,
+/* Build the state for CFG (taken over; freed by ma_serve_free).  OFFLINE
+ * is the daemon's one offline store (it outlives every generation, so
+ * that two generations never write the file with different views); logins
+ * are checked against it and stored in it only when cfg->offline_ttl is
+ * set, but a rejection drops the user's verifier whatever offline_ttl is
+ * (a verifier kept while offline logins were off must not come back with a
+ * password the server refused meanwhile). */
+enum ma_err ma_serve_new(struct ma_config *cfg, struct ma_offline *offline,
                          struct ma_serve **out);
 void ma_serve_free(struct ma_serve **sv);
 

@@ -115,6 +115,13 @@ static void unlink_entry(struct table *t, size_t esize, uint32_t i)
 static struct head *lookup(struct table *t, size_t esize, const char *name, bool create,
                            time_t now)
 {
+	/* Fix: "" marks a free slot, so an entry of that name was taken for
+	 * free space and handed out again while still linked into its bucket;
+	 * the chains could then loop onto themselves and a lookup spin forever
+	 * under the lock (seen with ma_shield_record(sh, "", ...)).  The wire
+	 * never carries an empty user, but the API must not depend on it. */
+	if (name[0] == '\0')
+		return NULL;
 	uint32_t b = hash(name);
 	for (uint32_t i = t->bucket[b]; i != NONE; i = at(t, esize, i)->next) {
 		struct head *e = at(t, esize, i);
@@ -204,13 +211,16 @@ enum ma_err ma_shield_new(const struct ma_shield_params *p, struct ma_shield **o
 		ma_shield_free(&sh);
 		return MA_NOMEM;
 	}
+	/* Fix: initialised before the first exit that frees with both tables
+	 * allocated, since ma_shield_free then destroys the mutex (destroying
+	 * one never initialised is undefined). */
+	pthread_mutex_init(&sh->lock, NULL);
 	if (RAND_priv_bytes(sh->key, sizeof(sh->key)) != 1) {
 		ma_shield_free(&sh);
 		return MA_INTERNAL;
 	}
 	table_init(&sh->users);
 	table_init(&sh->hosts);
-	pthread_mutex_init(&sh->lock, NULL);
 	*out = sh;
 	return MA_OK;
 }
@@ -244,6 +254,12 @@ static bool mac_of(const struct ma_shield *sh, const char *user, const char *pas
 	     len == MAC_LEN;
 	ma_freezero(msg, ul + 1 + pl);
 	return ok;
+}
+
+bool ma_shield_mac(const struct ma_shield *sh, const char *user, const char *password,
+                   unsigned char mac[32])
+{
+	return mac_of(sh, user, password, mac);
 }
 
 enum ma_shield_verdict ma_shield_check(struct ma_shield *sh, const char *user,

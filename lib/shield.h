@@ -80,6 +80,13 @@ void ma_shield_record(struct ma_shield *sh, const char *user, const char *passwo
 void ma_shield_count_failure(struct ma_shield *sh, const char *user, const char *rhost,
                              time_t now);
 
+/* HMAC-SHA-256(key, user NUL password) into MAC (32 bytes), the shield's
+ * key: a name for "these credentials" that holds no password (the broker
+ * uses it to share one server login among identical concurrent requests).
+ * False when it cannot be computed. */
+bool ma_shield_mac(const struct ma_shield *sh, const char *user, const char *password,
+                   unsigned char mac[32]);
+
 /* The mechanism memory of USER at server SERVER (a server section name). */
 void ma_shield_hint(struct ma_shield *sh, const char *user, const char *server, time_t now,
                     struct ma_server_hint *h);

@@ -8,7 +8,7 @@
 
 MAN1 = man/mailauth.1
 MAN5 = man/pam_mailauth.conf.5
-MAN8 = man/pam_mailauth.8
+MAN8 = man/pam_mailauth.8 man/mailauthd.8
 MAN_PAGES = $(MAN1) $(MAN5) $(MAN8)
 
 # mandoc's STYLE messages are left out: "referenced manual not found" for the

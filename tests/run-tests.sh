@@ -16,14 +16,19 @@
 # results, was skipped (exit 77, "# SKIP"), was not built, or when nothing ran at all.
 # Dovecot is always stopped. Each program's output is kept in tests/tmp/logs/.
 #
-# Environment: MA_TEST_BASEPORT, MA_TEST_TIMEOUT (seconds per program, default 300),
+# Environment: MA_TEST_BASEPORT, MA_TEST_TMP (scratch directory, default tests/tmp),
+# MA_TEST_TIMEOUT (seconds per program, default 300),
 # MA_TEST_VERBOSE=1 (print every program's output), MA_TEST_ONLY (a substring: run only
 # matching programs).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
+# MA_TEST_TMP (scratch directory, default tests/tmp) is kept: with another
+# MA_TEST_BASEPORT, two runs can share one checkout.  The rest is derived here.
+run_tmp=${MA_TEST_TMP:-}
 unset MA_TEST_ROOT MA_TEST_TMP MA_TEST_CERTS MA_TEST_MODULE MA_TEST_IMAP_STARTTLS_PORT
+[ -z "$run_tmp" ] || export MA_TEST_TMP=$run_tmp
 # shellcheck source=lib/common.sh
 . "$root/tests/lib/common.sh"
 

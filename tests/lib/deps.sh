@@ -24,6 +24,11 @@ tests() {
 	printf '%s\n' libpamtest0-dev postfix openssh-server openssh-client sshpass \
 		python3 curl git libnss-wrapper debhelper dpkg-dev lintian mandoc clang libclang-rt-14-dev \
 		valgrind cppcheck
+	# Real PAM callers under load (tests/real/test_callers.sh): FreeRADIUS with
+	# rlm_pam, Apache with mod_authnz_pam. Their postinst would start the system
+	# services (ports 1812/1813 and 80) where policy-rc.d allows it; the tests run
+	# private instances on other ports and leave those services alone.
+	printf '%s\n' freeradius freeradius-utils apache2 libapache2-mod-authnz-pam
 }
 
 case "${1:-}" in

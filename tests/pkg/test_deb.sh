@@ -5,9 +5,14 @@
 # (the files git tracks or would track: nothing of the working tree's build
 # products, and the working tree itself is never touched), then checks the
 # binary package with dpkg-deb and lintian:
-#   - the module in /lib/<multiarch>/security, the tool in /usr/bin, the three
-#     manual pages, the examples, README, copyright;
+#   - the module in /lib/<multiarch>/security, the tool in /usr/bin, the broker in
+#     /usr/sbin/mailauthd, its units mailauthd.service and mailauthd.socket in
+#     /lib/systemd/system, the four manual pages, the examples, README, copyright;
 #   - /etc/security/pam_mailauth.conf: a conffile, mode 0600, root:root;
+#   - Depends on adduser (the postinst makes the user _mailauth); the service file has
+#     the hardening keys (User=_mailauth, NoNewPrivileges=yes, an empty
+#     CapabilityBoundingSet=, ProtectSystem=strict, StateDirectory=mailauth,
+#     RuntimeDirectory=mailauth);
 #   - /usr/share/pam-configs/mailauth with "Default: no" and the Auth lines
 #     pam-auth-update needs; maintainer scripts that call pam-auth-update;
 #   - the packaged module exports only pam_sm_*; the packaged tool accepts the
@@ -23,16 +28,47 @@
 #     "ignore"), never PAM_SERVICE_ERR from a control pam(8) cannot parse;
 #   - lintian --fail-on error exits 0 (no error, and lintian itself worked) and
 #     reports no error ("E:" line);
+#   - installed on this system with dpkg -i (only when it can be undone exactly: as
+#     root, libpam-mailauth neither installed nor left as configuration files, no
+#     /etc/security/pam_mailauth.conf, no statoverride for it, no /var/lib/mailauth;
+#     otherwise that is a failure, and nothing is installed): the system user and group
+#     _mailauth exist (home /var/lib/mailauth, no shell), /var/lib/mailauth is
+#     _mailauth 0700, the configuration is root:_mailauth 0640 after this first
+#     installation (a dpkg-statoverride) and _mailauth can load it (nobody cannot),
+#     the units are installed but not enabled (systemctl is-enabled, no symlink in
+#     /etc/systemd/system), systemd-analyze verify accepts them, and the installed
+#     service file has the hardening keys; a reinstallation (the upgrade path) keeps
+#     an owner and mode the administrator chose instead; then dpkg --purge removes the
+#     package, the configuration, the override, /var/lib/mailauth and
+#     deb-systemd-helper's state, leaves /etc/pam.d/common-* as they were and keeps
+#     the user (Debian keeps system users); the test then removes the user and group
+#     if it created them, and puts back /var/lib/pam/seen (pam-auth-update adds the
+#     profile's name to it). An EXIT trap purges and removes them on any failure too;
 #   - the build leaves no file that git would see (debian/.gitignore is complete).
 #
-# Needs root or fakeroot, dpkg-dev, debhelper, lintian and debian/control's
-# Build-Depends.  Prints "ok - ..." / "not ok - ..." lines and
+# Needs root (fakeroot is enough without the installation part), dpkg-dev, debhelper,
+# lintian, systemd (systemd-analyze, systemctl; no running systemd needed), adduser and
+# debian/control's Build-Depends.  Prints "ok - ..." / "not ok - ..." lines and
 # "# N passed, N failed"; exits non-zero on failure.  Takes about 15 s.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/ma-deb.XXXXXX") || exit 1
-trap 'rm -rf "$work"' EXIT
+# mktemp makes it 0700: a Dovecot of our own (ma_need_dovecot, when the runner started
+# none) reads its users file there as user dovecot.
+chmod 0755 "$work"
+# cleanup: what this test did to the system is undone here, on every exit (see
+# deb_undo below); the Dovecot it may have started is stopped.
+stop_dovecot=0
+deb_installed=0
+created_user=0
+created_group=0
+cleanup() {
+	if declare -F deb_undo >/dev/null; then deb_undo; fi
+	if [ "$stop_dovecot" = 1 ]; then ma_dovecot_stop >/dev/null 2>&1; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
 export MA_TEST_TMP=$work
 . "$root/tests/lib/common.sh"
 
@@ -127,13 +163,19 @@ expect_file() {
 }
 expect_file -rw-r--r-- "lib/$multiarch/security/pam_mailauth.so"
 expect_file -rwxr-xr-x usr/bin/mailauth
+expect_file -rwxr-xr-x usr/sbin/mailauthd
+expect_file -rw-r--r-- lib/systemd/system/mailauthd.service
+expect_file -rw-r--r-- lib/systemd/system/mailauthd.socket
 expect_file -rw-r--r-- usr/share/man/man1/mailauth.1.gz
 expect_file -rw-r--r-- usr/share/man/man5/pam_mailauth.conf.5.gz
 expect_file -rw-r--r-- usr/share/man/man8/pam_mailauth.8.gz
+expect_file -rw-r--r-- usr/share/man/man8/mailauthd.8.gz
 expect_file -rw------- etc/security/pam_mailauth.conf
 expect_file -rw-r--r-- usr/share/pam-configs/mailauth
 expect_file -rw-r--r-- usr/share/doc/libpam-mailauth/copyright
-for f in "$root"/conf/*; do
+# The examples are conf/'s configurations and PAM files (the units are installed as
+# units, above).
+for f in "$root"/conf/*.conf "$root"/conf/pam.d-*; do
 	expect_file -rw-r--r-- "usr/share/doc/libpam-mailauth/examples/$(basename "$f")"
 done
 
@@ -156,6 +198,11 @@ if printf '%s\n' "$control" | grep '^Depends:.*libpam-runtime' >/dev/null; then
 	ok "control: Depends on libpam-runtime (pam-auth-update)"
 else
 	not_ok "control: Depends on libpam-runtime (pam-auth-update)" "$control"
+fi
+if printf '%s\n' "$control" | grep -E '^Depends:(.*[ ,])?adduser([ ,(]|$)' >/dev/null; then
+	ok "control: Depends on adduser (the postinst makes _mailauth)"
+else
+	not_ok "control: Depends on adduser (the postinst makes _mailauth)" "$control"
 fi
 
 # --- the pam-auth-update profile and the maintainer scripts ---------------------------
@@ -220,7 +267,7 @@ else
 	not_ok "packaged mailauth accepts the packaged configuration" "$out"
 fi
 
-for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8; do
+for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8 man8/mailauthd.8; do
 	gz=$root_fs/usr/share/man/$page.gz
 	out=$(zcat "$gz" >"$work/page" 2>&1 &&
 		LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l "$work/page" 2>&1 >/dev/null)
@@ -316,9 +363,11 @@ elif ! have_pam_wrapper; then
 	not_ok "pam_wrapper is installed (apt-get install libpam-wrapper)"
 else
 	ma_need_dovecot
+	# ma_need_dovecot replaces the EXIT trap when it starts a Dovecot of its own.
 	if trap -p EXIT | grep ma_dovecot_stop >/dev/null; then
-		trap 'ma_dovecot_stop >/dev/null 2>&1; rm -rf "$work"' EXIT
+		stop_dovecot=1
 	fi
+	trap cleanup EXIT
 	MA_MODULE=$module
 	down_port=$(ma_closed_port)
 	printf '%s\n' 'timeout = 3' \
@@ -393,6 +442,227 @@ else
 fi
 # Warnings and the rest, for the record.
 printf '%s\n' "$lint" | grep -E '^[WIPX]: ' | sed 's/^/# lintian: /'
+
+# --- installed on this system, then purged ------------------------------------------
+
+conf_path=/etc/security/pam_mailauth.conf
+state_dir=/var/lib/mailauth
+unit_dir=/lib/systemd/system
+units="mailauthd.service mailauthd.socket"
+
+# dpkg_run ARGS...: dpkg, waiting up to 120 s while another process holds its lock (a
+# test suite installing its packages); sets DPKG_OUT.
+dpkg_run() {
+	local n=120 rc
+	while :; do
+		DPKG_OUT=$(DEBIAN_FRONTEND=noninteractive dpkg "$@" 2>&1 </dev/null)
+		rc=$?
+		if [ $rc -ne 0 ] && [ $n -gt 0 ] && printf '%s\n' "$DPKG_OUT" | grep -i 'lock' >/dev/null; then
+			sleep 1
+			n=$((n - 1))
+			continue
+		fi
+		return $rc
+	done
+}
+pkg_status() { dpkg-query -W -f='${db:Status-Abbrev}' libpam-mailauth 2>/dev/null | tr -d ' '; }
+pam_state() { (cd / && md5sum etc/pam.d/common-* 2>/dev/null); }
+dsh_state() { find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked -name 'mailauthd*' 2>/dev/null; }
+
+# deb_undo: purge the package if this test installed it, remove the user and group if
+# this test created them, put back /var/lib/pam/seen. Idempotent, no results: the test
+# checks the outcome itself, and the EXIT trap calls it to clean up after a failure.
+deb_undo() {
+	if [ "$deb_installed" = 1 ]; then
+		deb_installed=0
+		if [ -n "$(pkg_status)" ] && [ "$(pkg_status)" != un ] && [ "$(pkg_status)" != pn ]; then
+			dpkg_run --purge libpam-mailauth
+		fi
+	fi
+	if [ "$created_user" = 1 ] && getent passwd _mailauth >/dev/null; then
+		userdel _mailauth >/dev/null 2>&1
+	fi
+	if [ "$created_group" = 1 ] && getent group _mailauth >/dev/null; then
+		groupdel _mailauth >/dev/null 2>&1
+	fi
+	created_user=0
+	created_group=0
+	if [ -f "$work/pam-seen" ] && [ -f /var/lib/pam/seen ] &&
+		[ "$(grep -vx mailauth /var/lib/pam/seen)" = "$(cat "$work/pam-seen")" ]; then
+		cat "$work/pam-seen" >/var/lib/pam/seen
+	fi
+	return 0
+}
+
+# Only where this can be undone exactly.
+inst_ok=1
+why_not=()
+[ "$(id -u)" -eq 0 ] || why_not+=("not root")
+for tool in dpkg-statoverride adduser userdel groupdel systemctl systemd-analyze setpriv; do
+	command -v "$tool" >/dev/null || why_not+=("no $tool")
+done
+case $(pkg_status) in
+'' | un | pn) ;;
+*) why_not+=("libpam-mailauth is on this system already (dpkg: $(pkg_status)): not touched") ;;
+esac
+[ ! -e "$conf_path" ] || why_not+=("$conf_path exists (a purge would remove it)")
+[ -z "$(dpkg-statoverride --list "$conf_path" 2>/dev/null)" ] || why_not+=("a statoverride for $conf_path exists")
+[ ! -e "$state_dir" ] || why_not+=("$state_dir exists (a purge would remove it)")
+if [ ${#why_not[@]} -eq 0 ]; then
+	ok "this system can take the package and be put back exactly (root, no libpam-mailauth, no $conf_path, no $state_dir)"
+else
+	not_ok "this system can take the package and be put back exactly" "${why_not[@]}"
+	inst_ok=0
+fi
+
+if [ $inst_ok = 1 ]; then
+	getent passwd _mailauth >/dev/null || created_user=1
+	getent group _mailauth >/dev/null || created_group=1
+	pam_before=$(pam_state)
+	[ ! -f /var/lib/pam/seen ] || cp /var/lib/pam/seen "$work/pam-seen"
+
+	deb_installed=1
+	if dpkg_run -i "$deb" && [ "$(pkg_status)" = ii ]; then
+		ok "dpkg -i $(basename "$deb"): installed"
+	else
+		not_ok "dpkg -i $(basename "$deb"): installed" "status: $(pkg_status)" "$DPKG_OUT"
+	fi
+
+	# The broker's user and group.
+	uid= gid= home= shell=
+	IFS=: read -r _ _ uid gid _ home shell < <(getent passwd _mailauth)
+	if [ -n "${uid:-}" ] && [ "$uid" -lt 1000 ] && [ "$home" = "$state_dir" ] &&
+		[ "$shell" = /usr/sbin/nologin ] && [ "$(getent group "$gid" | cut -d: -f1)" = _mailauth ]; then
+		ok "system user _mailauth (uid $uid), group _mailauth, home $state_dir, shell /usr/sbin/nologin"
+	else
+		not_ok "system user _mailauth, group _mailauth, home $state_dir, shell /usr/sbin/nologin" \
+			"passwd: $(getent passwd _mailauth)" "group: $(getent group _mailauth)"
+	fi
+	if [ "$(stat -c '%U:%G %a' "$state_dir" 2>&1)" = "_mailauth:_mailauth 700" ]; then
+		ok "$state_dir: _mailauth:_mailauth 0700"
+	else
+		not_ok "$state_dir: _mailauth:_mailauth 0700" "$(ls -ld "$state_dir" 2>&1)"
+	fi
+
+	# The configuration after this first installation.
+	if [ "$(stat -c '%U:%G %a' "$conf_path" 2>&1)" = "root:_mailauth 640" ]; then
+		ok "first installation: $conf_path is root:_mailauth 0640"
+	else
+		not_ok "first installation: $conf_path is root:_mailauth 0640" "$(ls -l "$conf_path" 2>&1)"
+	fi
+	if [ "$(dpkg-statoverride --list "$conf_path" 2>&1)" = "root _mailauth 640 $conf_path" ]; then
+		ok "first installation: dpkg-statoverride keeps root _mailauth 0640 for it"
+	else
+		not_ok "first installation: dpkg-statoverride keeps root _mailauth 0640 for it" \
+			"$(dpkg-statoverride --list "$conf_path" 2>&1)"
+	fi
+	if out=$(setpriv --reuid=_mailauth --regid=_mailauth --init-groups /usr/bin/mailauth check -c "$conf_path" 2>&1); then
+		ok "_mailauth loads the installed configuration (mailauth check as _mailauth)"
+	else
+		not_ok "_mailauth loads the installed configuration (mailauth check as _mailauth)" "$out"
+	fi
+	if out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/mailauth check -c "$conf_path" 2>&1); then
+		not_ok "nobody cannot read the installed configuration" "$out"
+	elif printf '%s\n' "$out" | grep 'Permission denied' >/dev/null; then
+		ok "nobody cannot read the installed configuration (Permission denied)"
+	else
+		not_ok "nobody cannot read the installed configuration (Permission denied)" "$out"
+	fi
+
+	# The units: installed, not enabled, accepted by systemd-analyze, hardened.
+	for unit in $units; do
+		state=$(systemctl is-enabled "$unit" 2>&1)
+		if [ -f "$unit_dir/$unit" ] && [ "$state" = disabled ]; then
+			ok "$unit_dir/$unit installed, not enabled (systemctl is-enabled: disabled)"
+		else
+			not_ok "$unit_dir/$unit installed, not enabled" "systemctl is-enabled: $state" "$(ls -l "$unit_dir/$unit" 2>&1)"
+		fi
+	done
+	links=$(find /etc/systemd/system -lname '*mailauthd*' 2>/dev/null; find /etc/systemd/system -name 'mailauthd*' 2>/dev/null)
+	if [ -z "$links" ]; then
+		ok "no mailauthd unit or symlink under /etc/systemd/system"
+	else
+		not_ok "no mailauthd unit or symlink under /etc/systemd/system" "$links"
+	fi
+	# Messages about other units (systemd-analyze loads what they depend on) are shown,
+	# not counted; anything about ours, or a non-zero status, fails.
+	out=$(systemd-analyze verify "$unit_dir/mailauthd.service" "$unit_dir/mailauthd.socket" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && ! printf '%s\n' "$out" | grep -i 'mailauth' >/dev/null; then
+		ok "systemd-analyze verify accepts $unit_dir/mailauthd.service and mailauthd.socket"
+		[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/# systemd-analyze (other units): /'
+	else
+		not_ok "systemd-analyze verify accepts $unit_dir/mailauthd.service and mailauthd.socket" "exit status $rc" "$out"
+	fi
+	for key in User=_mailauth NoNewPrivileges=yes CapabilityBoundingSet= ProtectSystem=strict \
+		StateDirectory=mailauth RuntimeDirectory=mailauth 'ExecStart=/usr/sbin/mailauthd -f'; do
+		if grep -x -- "$key" "$unit_dir/mailauthd.service" >/dev/null 2>&1; then
+			ok "installed mailauthd.service: $key"
+		else
+			not_ok "installed mailauthd.service: $key" "$(grep -E "^${key%%=*}=" "$unit_dir/mailauthd.service" 2>&1 || echo '(no such key)')"
+		fi
+	done
+
+	# The upgrade path (a reinstallation: postinst configure with the old version) leaves
+	# an owner and mode the administrator chose alone, and sets no override again.
+	dpkg-statoverride --remove "$conf_path" >/dev/null 2>&1
+	chown root:root "$conf_path" && chmod 0600 "$conf_path"
+	if dpkg_run -i "$deb" && [ "$(pkg_status)" = ii ] &&
+		[ "$(stat -c '%U:%G %a' "$conf_path" 2>&1)" = "root:root 600" ] &&
+		[ -z "$(dpkg-statoverride --list "$conf_path" 2>/dev/null)" ]; then
+		ok "reinstallation keeps the administrator's root:root 0600 and adds no statoverride"
+	else
+		not_ok "reinstallation keeps the administrator's root:root 0600 and adds no statoverride" \
+			"$(ls -l "$conf_path" 2>&1)" "override: $(dpkg-statoverride --list "$conf_path" 2>&1)" "$DPKG_OUT"
+	fi
+
+	# Purge: everything goes but the system user.
+	if dpkg_run --purge libpam-mailauth && [ -z "$(pkg_status | grep -v -x -e un -e pn)" ]; then
+		ok "dpkg --purge libpam-mailauth"
+		deb_installed=0
+	else
+		not_ok "dpkg --purge libpam-mailauth" "status: $(pkg_status)" "$DPKG_OUT"
+	fi
+	left=""
+	for f in "$conf_path" "$state_dir" /usr/sbin/mailauthd "$unit_dir/mailauthd.service" "$unit_dir/mailauthd.socket"; do
+		[ ! -e "$f" ] || left="$left $f"
+	done
+	[ -z "$(dpkg-statoverride --list "$conf_path" 2>/dev/null)" ] || left="$left statoverride:$conf_path"
+	[ -z "$(dsh_state)" ] || left="$left $(dsh_state | tr '\n' ' ')"
+	if [ -z "$left" ]; then
+		ok "purge removes the configuration, its statoverride, $state_dir, the broker and its units, deb-systemd-helper's state"
+	else
+		not_ok "purge removes the configuration, its statoverride, $state_dir, the broker and its units, deb-systemd-helper's state" "left:$left"
+	fi
+	if [ "$(pam_state)" = "$pam_before" ]; then
+		ok "/etc/pam.d/common-* as they were before the installation"
+	else
+		not_ok "/etc/pam.d/common-* as they were before the installation" "before:" "$pam_before" "after:" "$(pam_state)"
+	fi
+	if getent passwd _mailauth >/dev/null; then
+		ok "purge keeps the system user _mailauth"
+	else
+		not_ok "purge keeps the system user _mailauth"
+	fi
+
+	# Put the system back: the user and group this test made, /var/lib/pam/seen.
+	want_user=$((1 - created_user)) want_group=$((1 - created_group))
+	deb_undo
+	have_user=0 have_group=0
+	getent passwd _mailauth >/dev/null && have_user=1
+	getent group _mailauth >/dev/null && have_group=1
+	if [ $have_user = $want_user ] && [ $have_group = $want_group ]; then
+		ok "user and group _mailauth as before the installation (user: $have_user, group: $have_group)"
+	else
+		not_ok "user and group _mailauth as before the installation" \
+			"user there before: $want_user, now: $have_user; group there before: $want_group, now: $have_group"
+	fi
+	if [ ! -f "$work/pam-seen" ] || cmp -s "$work/pam-seen" /var/lib/pam/seen; then
+		ok "/var/lib/pam/seen as it was before the installation"
+	else
+		not_ok "/var/lib/pam/seen as it was before the installation" "$(diff "$work/pam-seen" /var/lib/pam/seen)"
+	fi
+fi
 
 # --- nothing left behind ---------------------------------------------------------
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/pkg/test_install.sh - `make install` honours DESTDIR and PREFIX and
-# puts the module into the multiarch PAM directory.
+# puts the module into the multiarch PAM directory, the broker mailauthd into
+# PREFIX/sbin and its systemd units into /lib/systemd/system.
 set -uo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 cd "$MA_ROOT" || exit 1
@@ -19,8 +20,20 @@ expect_file() { # expect_file PATH MODE DESC
 }
 expect_file "/lib/$multiarch/security/pam_mailauth.so" 644 "module in /lib/$multiarch/security"
 expect_file /opt/ma/bin/mailauth 755 "tool under PREFIX/bin"
+# The broker: the daemon under PREFIX/sbin, the built one; its systemd units in
+# SYSTEMDUNITDIR (default /lib/systemd/system, not under PREFIX), as written in conf/.
+expect_file /opt/ma/sbin/mailauthd 755 "broker mailauthd under PREFIX/sbin, mode 0755"
+if cmp -s mailauthd "$stage/opt/ma/sbin/mailauthd"; then ok "installed mailauthd is the built one"; else not_ok "installed mailauthd is the built one"; fi
+for unit in mailauthd.service mailauthd.socket; do
+	expect_file "/lib/systemd/system/$unit" 644 "unit $unit in /lib/systemd/system, mode 0644"
+	if cmp -s "conf/$unit" "$stage/lib/systemd/system/$unit"; then
+		ok "installed $unit is conf/$unit"
+	else
+		not_ok "installed $unit is conf/$unit"
+	fi
+done
 # The manual pages, uncompressed, under PREFIX/share/man, readable by all, as written.
-for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8; do
+for page in man1/mailauth.1 man5/pam_mailauth.conf.5 man8/pam_mailauth.8 man8/mailauthd.8; do
 	expect_file "/opt/ma/share/man/$page" 644 "manual page $page under PREFIX/share/man, mode 0644"
 	if cmp -s "man/${page#*/}" "$stage/opt/ma/share/man/$page"; then
 		ok "installed $page is man/${page#*/}"

@@ -2,7 +2,9 @@
 # tests/pkg/test_man.sh - the manual pages are clean:
 #
 #   - `make -s man-lint` (man/man.mk) exits 0 and prints nothing;
-#   - each of man/mailauth.1, man/pam_mailauth.conf.5, man/pam_mailauth.8, on its own:
+#   - man/man.mk lints every page listed here (and no page is missing from it);
+#   - each of man/mailauth.1, man/pam_mailauth.conf.5, man/pam_mailauth.8,
+#     man/mailauthd.8, on its own:
 #       mandoc -T lint at level warning: no message, exit 0;
 #       mandoc -T lint at level style: no message except "referenced manual not found"
 #         (this package's pages are not installed yet, sudo(8) may be absent) and
@@ -22,7 +24,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ma-man.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 err=$work/stderr
 
-PAGES="man/mailauth.1 man/pam_mailauth.conf.5 man/pam_mailauth.8"
+PAGES="man/mailauth.1 man/pam_mailauth.conf.5 man/pam_mailauth.8 man/mailauthd.8"
 
 # --- mandoc present ----------------------------------------------------------------
 
@@ -55,6 +57,20 @@ if [ $rc -eq 0 ] && [ -z "$out" ]; then
 	ok "make -s man-lint: exit 0, no message"
 else
 	not_ok "make -s man-lint: exit 0, no message" "exit status $rc" "$out"
+fi
+
+# --- man.mk lints every page ---------------------------------------------------------
+
+# The pages man-lint goes through (MAN_PAGES of man/man.mk), against the list above and
+# the pages in man/: a page left out of MAN_PAGES would never be linted by `make`.
+expanded=$(make -s --no-print-directory -f man/man.mk \
+	--eval 'ma-print-pages: ; @echo $(MAN_PAGES)' ma-print-pages 2>&1)
+have=$(printf '%s\n' $expanded | sort -u | tr '\n' ' ')
+want=$(printf '%s\n' $PAGES man/*.[0-9] | sort -u | tr '\n' ' ')
+if [ -n "$have" ] && [ "$have" = "$want" ]; then
+	ok "man/man.mk lints every page: $have"
+else
+	not_ok "man/man.mk lints every page" "MAN_PAGES: $have" "expected:  $want"
 fi
 
 # --- each page ------------------------------------------------------------------------

@@ -18,31 +18,48 @@
 #
 # Everything lives in DIR: httpd.conf (the only configuration file, ServerRoot is
 # DIR), htdocs/, logs/ (error.log: Apache's errors, mod_authnz_pam's "PAM
-# authentication failed" lines and, through pam_wrapper, the PAM module's pam_syslog
-# lines, "SYSLOG(6): server=... result=ok"; access.log: "%h %u %t "%r" %>s %D"
-# (microseconds)), run/ (httpd.pid, DefaultRuntimeDir).
+# authentication failed" lines and, with MA_HTTPD_PAM=wrapper (see below), the PAM
+# module's pam_syslog lines, "SYSLOG(6): server=... result=ok"; access.log:
+# '%h %u %t "%r" %>s %D', %D in microseconds; stdout.log: what Apache prints before
+# it opens error.log), run/ (httpd.pid, DefaultRuntimeDir).
 #
 # Worker sizing (environment): MA_HTTPD_THREADS threads per child (default 25),
 # MA_HTTPD_SERVERS children at most (ServerLimit, default 4), StartServers 2, so 50
 # threads answer at once from the start and up to SERVERS * THREADS under load.
 # KeepAlive is on (unlimited requests per connection).
 #
-# PAM without touching /etc/pam.d: pam_wrapper (LD_PRELOAD=libpam_wrapper.so,
-# PAM_WRAPPER=1, PAM_WRAPPER_SERVICE_DIR=PAM_SERVICE_DIR) in the server's environment;
-# Apache loads mod_authnz_pam with plain dlopen(RTLD_NOW | RTLD_GLOBAL) (APR), so
-# its pam_start() binds to pam_wrapper's. How pam_wrapper behaves here: it copies the
-# service directory into a new /tmp/pam.? (mode 0755) when a process starts, and
-# after a fork() (pthread_atfork) the child makes its own copy at its first
-# pam_start(). Apache's workers fork from the root parent and switch to www-data
-# first, so each worker child makes its copy AS www-data: PAM_SERVICE_DIR and its
-# files must be readable by www-data (made so here: 0755 / 0644; checked). Each child
-# removes its copy when it exits normally; stop removes what a killed child left. The
-# module's pam_syslog lines go to stderr (PAM_WRAPPER_DEBUGLEVEL, default 2; never 3,
-# which traces PAM_AUTHTOK), which Apache points at logs/error.log.
-# A sanitizer build of the module (make asan) gets its runtimes preloaded first and
-# PAM_WRAPPER_DISABLE_DEEPBIND=1, as tests/lib/common.sh's ma_pamtester does.
+# PAM without touching /etc/pam.d: by default (MA_HTTPD_PAM=namespace) a private mount
+# namespace, as in tests/real/freeradius.sh: `unshare --mount --propagation private`,
+# PAM_SERVICE_DIR bind-mounted on /etc/pam.d inside it only (root can; the system's
+# /etc/pam.d is not modified, no other process sees the mount, it goes away with
+# Apache), and the real libpam reads it in the workers after the switch to www-data.
 #
-# PAM_SERVICE_DIR: the pam_wrapper service directory. When PAM_LINES is given (one or
+# MA_HTTPD_PAM=wrapper uses pam_wrapper instead (LD_PRELOAD=libpam_wrapper.so,
+# PAM_WRAPPER=1, PAM_WRAPPER_SERVICE_DIR=PAM_SERVICE_DIR, as tests/lib/common.sh's
+# ma_pamtester). It works here: Apache loads mod_authnz_pam with plain dlopen(RTLD_NOW
+# | RTLD_GLOBAL) (APR; FreeRADIUS' RTLD_DEEPBIND is what defeats it there), and
+# although pam_wrapper copies the service directory into a new /tmp/pam.? (mode 0755)
+# when a process starts, after a fork() (pthread_atfork) the child makes its own copy
+# at its first pam_start(): Apache's worker children do that AS www-data, so
+# PAM_SERVICE_DIR must be readable by www-data (it is made so here). It is not the
+# default because those copies share one namespace of 62 names (/tmp/pam.[0-9A-Za-z])
+# with every other pam_wrapper process on the machine, and pam_wrapper ignores a
+# mkdir() that fails with EEXIST: two processes starting at once can share a copy,
+# and the first to exit deletes it under the other. Seen here once, most likely that:
+# one worker's pam_start() failed ("no default config other": its copy was gone) in a
+# 1000-request run while another test suite ran pamtester. stop removes the copies
+# that killed workers left behind.
+#
+# In the namespace mode the PAM module's pam_syslog() lines are lost (there is no
+# syslog daemon here); with pam_wrapper they go to stderr ("PWRAP_DEBUG[...] -
+# SYSLOG(6): ..."), which Apache points at logs/error.log; PAM_WRAPPER_DEBUGLEVEL
+# defaults to 2 (never 3, which traces PAM_AUTHTOK). Preloading libpam_wrapper.so
+# without PAM_WRAPPER=1, only to get those lines, does not work: its pam_start()
+# then crashes the worker (SIGSEGV).
+# A sanitizer build of the module (make asan) gets its runtimes preloaded (first, and
+# PAM_WRAPPER_DISABLE_DEEPBIND=1 with pam_wrapper), as tests/lib/common.sh does.
+#
+# PAM_SERVICE_DIR: the PAM service directory (see above). When PAM_LINES is given (one or
 # more lines of a PAM service file, e.g.
 #   "auth required /path/pam_mailauth.so config=/path/httpd.conf"  or
 #   "auth required /path/pam_mailauth.so broker=/run/mailauthd.sock"),
@@ -91,6 +108,12 @@ service=${MA_HTTPD_PAM_SERVICE:-mailauth-httpd}
 run_user=${MA_HTTPD_USER:-www-data}
 threads=${MA_HTTPD_THREADS:-25}
 servers=${MA_HTTPD_SERVERS:-4}
+pam_mode=${MA_HTTPD_PAM:-namespace}
+case $pam_mode in namespace | wrapper) ;; *)
+	echo "$0: MA_HTTPD_PAM must be namespace or wrapper" >&2
+	exit 2
+	;;
+esac
 conf=$dir/httpd.conf
 pidfile=$dir/run/httpd.pid
 modules=/usr/lib/apache2/modules
@@ -196,7 +219,7 @@ write_pam() {
 		echo "$0: no PAM service file $pamdir/$service (give PAM_LINES)" >&2
 		exit 1
 	fi
-	chmod 644 "$pamdir"/*
+	find "$pamdir" -maxdepth 1 -type f -exec chmod 644 {} +
 	if ! runuser -u "$run_user" -- test -r "$pamdir/$service"; then
 		echo "$0: $pamdir/$service is not readable by $run_user (a parent directory?)" >&2
 		exit 1
@@ -266,7 +289,7 @@ CONF
 }
 
 start() {
-	local pre deepbind=0 n p
+	local pre deepbind=0 n p wrap ns
 	stop
 	if ma_port_listening 127.0.0.1 "$port"; then
 		echo "$0: TCP port $port is already in use:" >&2
@@ -280,16 +303,28 @@ start() {
 		cat "$dir/logs/configtest.log" >&2
 		exit 1
 	fi
-	pre=$(ma_preload)
-	[ "$pre" = libpam_wrapper.so ] || deepbind=1
-	# In the background, with its working directory in DIR; it keeps no descriptor of
-	# the caller's stdio (a test runner reading our output would wait for it).
+	if [ "$pam_mode" = wrapper ]; then
+		pre=$(ma_preload)
+		[ "$pre" = libpam_wrapper.so ] || deepbind=1
+		wrap=(LD_PRELOAD="$pre" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$pamdir"
+			PAM_WRAPPER_DEBUGLEVEL="${PAM_WRAPPER_DEBUGLEVEL:-2}"
+			PAM_WRAPPER_DISABLE_DEEPBIND="$deepbind")
+		ns=()
+	else
+		pre=$(ma_sanitizer_preload)
+		wrap=(${pre:+LD_PRELOAD="$pre"})
+		# shellcheck disable=SC2016 # expanded by that inner shell
+		ns=(unshare --mount --propagation private -- /bin/sh -c '
+			mount --bind "$1" /etc/pam.d || exit 1
+			shift
+			exec "$@"' sh "$pamdir")
+	fi
+	# In the background (unshare and the shell exec, so $! is Apache's parent), with
+	# its working directory in DIR; it keeps no descriptor of the caller's stdio (a
+	# test runner reading our output would wait for it otherwise).
 	(
 		cd "$dir"
-		exec env LD_PRELOAD="$pre" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$pamdir" \
-			PAM_WRAPPER_DEBUGLEVEL="${PAM_WRAPPER_DEBUGLEVEL:-2}" \
-			PAM_WRAPPER_DISABLE_DEEPBIND=$deepbind \
-			ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
+		exec "${ns[@]}" env "${wrap[@]}" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
 			apache2 -d "$dir" -f "$conf" -DFOREGROUND \
 			</dev/null >>"$dir/logs/stdout.log" 2>&1
 	) &

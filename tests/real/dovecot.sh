@@ -187,6 +187,9 @@ auth_debug = $debug
 auth_debug_passwords = no
 # No penalty after failures: wrong-password tests stay fast (see FIELD-NOTES.md).
 auth_failure_delay = 0
+# forward_client_ip: clients on loopback may tell the user's address (IMAP ID
+# x-originating-ip), which Dovecot then logs as rip= and uses for its penalties.
+login_trusted_networks = 127.0.0.0/8 ::1
 
 passdb {
   driver = passwd-file

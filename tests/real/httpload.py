@@ -20,7 +20,8 @@ Prints one JSON object: requests, concurrency, status (counts by HTTP status cod
 plus "timeout" and "error"), expected (counts by the cases' expected status), wrong
 (any answer other than the expected status, errors and timeouts included),
 reconnects, latency_ms {p50, p95, p99, max, mean} over the answered requests
-(nearest rank, from sending the request to the end of the answer), elapsed_s,
+(nearest rank, from sending the request to the end of the answer) and the same per
+status in latency_ms_by_status, elapsed_s,
 requests_per_s, and up to 10 error messages. Exit status 0 when every request got
 its expected status, 1 otherwise, 2 on a usage error. Standard library only.
 """
@@ -42,6 +43,19 @@ def percentile(sorted_values, p):
         return None
     k = max(0, math.ceil(p / 100.0 * len(sorted_values)) - 1)
     return sorted_values[k]
+
+
+def summary(values):
+    lat = sorted(values)
+    if not lat:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    return {
+        "p50": round(percentile(lat, 50), 2),
+        "p95": round(percentile(lat, 95), 2),
+        "p99": round(percentile(lat, 99), 2),
+        "max": round(lat[-1], 2),
+        "mean": round(sum(lat) / len(lat), 2),
+    }
 
 
 def main():
@@ -85,6 +99,7 @@ def main():
     status = {}
     stats = {"wrong": 0, "reconnects": 0, "not_sent": 0}
     latencies = []
+    by_status = {}
     errors = []
     t_start = time.monotonic()
 
@@ -150,6 +165,7 @@ def main():
                 if isinstance(got, int):
                     with lock:
                         latencies.append(elapsed * 1000.0)
+                        by_status.setdefault(str(got), []).append(elapsed * 1000.0)
                 if got != expected:
                     with lock:
                         stats["wrong"] += 1
@@ -181,13 +197,8 @@ def main():
         "wrong": stats["wrong"] + stats["not_sent"],
         "not_sent": stats["not_sent"],
         "reconnects": stats["reconnects"],
-        "latency_ms": {
-            "p50": round(percentile(lat, 50), 2) if lat else None,
-            "p95": round(percentile(lat, 95), 2) if lat else None,
-            "p99": round(percentile(lat, 99), 2) if lat else None,
-            "max": round(lat[-1], 2) if lat else None,
-            "mean": round(sum(lat) / len(lat), 2) if lat else None,
-        },
+        "latency_ms": summary(lat),
+        "latency_ms_by_status": {k: summary(v) for k, v in sorted(by_status.items())},
         "elapsed_s": round(elapsed, 3),
         "requests_per_s": round(len(lat) / elapsed, 1) if elapsed > 0 else None,
         "errors": errors,

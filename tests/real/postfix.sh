@@ -153,6 +153,8 @@ smtpd_sasl_auth_enable = no
 smtpd_sasl_security_options = noanonymous
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+# forward_client_ip: the module may tell the user's address (XCLIENT ADDR=).
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
 CONF
 
 	# The system's master.cf without its port 25 listener and without chroot (the

@@ -27,7 +27,8 @@ request shows the wait it caused. "retransmits" counts the repeated packets.
 Prints one JSON object: requests, parallelism, counts accept / reject / challenge /
 timeout / other, expected counts from the cases, wrong (answered with the other
 verdict or not answered), retransmits, ignored, latency_ms {p50, p95, p99, max, mean}
-(nearest-rank percentiles over the answered requests), elapsed_s, requests_per_s,
+(nearest-rank percentiles over the answered requests) and the same per verdict in
+latency_ms_by_verdict {Accept, Reject}, elapsed_s, requests_per_s,
 and up to 10 error messages. Exit status 0 when every request got its expected
 verdict, 1 otherwise, 2 on a usage error. Standard library only.
 """
@@ -139,6 +140,19 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
+def summary(values):
+    lat = sorted(values)
+    if not lat:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    return {
+        "p50": round(percentile(lat, 50), 2),
+        "p95": round(percentile(lat, 95), 2),
+        "p99": round(percentile(lat, 99), 2),
+        "max": round(lat[-1], 2),
+        "mean": round(sum(lat) / len(lat), 2),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", default="127.0.0.1")
@@ -176,6 +190,7 @@ def main():
     counts = {"accept": 0, "reject": 0, "challenge": 0, "timeout": 0, "other": 0}
     stats = {"wrong": 0, "retransmits": 0, "ignored": 0, "not_sent": 0}
     latencies = []
+    by_verdict = {}
     errors = []
     t_start = time.monotonic()
 
@@ -243,6 +258,7 @@ def main():
                         counts[verdict.lower()] += 1
                     if code is not None:
                         latencies.append(elapsed * 1000.0)
+                        by_verdict.setdefault(verdict or "other", []).append(elapsed * 1000.0)
                     if verdict != expected:
                         stats["wrong"] += 1
                 if verdict != expected:
@@ -277,13 +293,8 @@ def main():
         "timeout_s": args.timeout,
         "retries": args.retries,
         "message_authenticator": not args.no_message_authenticator,
-        "latency_ms": {
-            "p50": round(percentile(lat, 50), 2) if lat else None,
-            "p95": round(percentile(lat, 95), 2) if lat else None,
-            "p99": round(percentile(lat, 99), 2) if lat else None,
-            "max": round(lat[-1], 2) if lat else None,
-            "mean": round(sum(lat) / answered, 2) if lat else None,
-        },
+        "latency_ms": summary(lat),
+        "latency_ms_by_verdict": {k: summary(v) for k, v in sorted(by_verdict.items())},
         "elapsed_s": round(elapsed, 3),
         "requests_per_s": round(answered / elapsed, 1) if elapsed > 0 else None,
         "errors": errors,

@@ -146,6 +146,44 @@ if [ $postfix_ok = 1 ]; then
 	done
 fi
 
+# forward_client_ip: XCLIENT ADDR= after TLS, then a new greeting and EHLO; the server
+# logs the PAM_RHOST address, not ours (in-process here; test_broker.sh does IMAP
+# through the broker).
+forward_config() { # forward_config NAME PORT TLS
+	ma_write_config "$work/$1.conf" <<EOF
+timeout = 5
+ca_file = "$MA_CERTS/ca.pem"
+helo_name = "client.test"
+server submission { protocol = smtp host = "127.0.0.1" port = $2 tls = $3 forward_client_ip = yes }
+EOF
+	ma_pam_service "smtp-$1" "$work/$1.conf"
+}
+# pam_rhost SERVICE USER PASSWORD RHOST: pamtester with PAM_RHOST; sets MA_PAM_RC/OUT.
+pam_rhost() {
+	local pre deepbind=0
+	pre=$(ma_preload)
+	[ "$pre" = libpam_wrapper.so ] || deepbind=1
+	MA_PAM_OUT=$(printf '%s\n' "$3" | timeout 60 env LD_PRELOAD="$pre" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$(ma_pam_dir)" PAM_WRAPPER_DEBUGLEVEL=2 \
+		PAM_WRAPPER_DISABLE_DEEPBIND=$deepbind ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
+		pamtester -v -I rhost="$4" "$1" "$2" authenticate 2>&1)
+	MA_PAM_RC=$?
+}
+if [ $postfix_ok = 1 ]; then
+	forward_config postfix-forward "$pf_port" starttls
+	log_mark "$plog"
+	pam_rhost smtp-postfix-forward alice "$MA_PW_ALICE" 192.0.2.7
+	if [ "$MA_PAM_RC" -eq 0 ]; then ok "postfix forward_client_ip: alice gets in"; else not_ok "postfix forward_client_ip: alice gets in" "$MA_PAM_OUT"; fi
+	# Postfix counts the session's commands on the disconnect line, under the address
+	# XCLIENT gave it: EHLO, STARTTLS, EHLO, XCLIENT, EHLO (the new session), AUTH, QUIT.
+	expect_log "$plog" 'disconnect from [^ ]*\[192\.0\.2\.7\] ehlo=3 xclient=[0-9/]+ starttls=1 auth=1 quit=1 ' \
+		"postfix forward_client_ip: Postfix took alice's AUTH as coming from 192.0.2.7 (XCLIENT, then EHLO again)"
+	log_mark "$plog"
+	pam_rhost smtp-postfix-forward alice "$MA_PW_ALICE" 'not-an-address'
+	expect_log "$plog" 'disconnect from localhost\[127\.0\.0\.1\] ehlo=2 starttls=1 auth=1 quit=1 commands=5$' \
+		"postfix forward_client_ip: a PAM_RHOST that is not an address: no XCLIENT at all"
+fi
+
 log_mark "$dlog"
 expect_pam smtp-down alice "$MA_PW_ALICE" "$MA_PAM_AUTHINFO_UNAVAIL" \
 	"server down (closed port $down_port) -> PAM_AUTHINFO_UNAVAIL"

@@ -151,7 +151,14 @@ restore_etc_backups() {
 	done
 }
 
+broker_pid=""
 cleanup() {
+	if [ -n "$broker_pid" ]; then
+		kill -TERM "$broker_pid" 2>/dev/null
+		wait "$broker_pid" 2>/dev/null
+		broker_pid=""
+	fi
+	"$here/dovecot.sh" stop "$work/broker/dovecot" $((MA_TEST_IMAP_STARTTLS_PORT + 50)) >/dev/null 2>&1
 	stop_sshd
 	remove_users
 	restore_etc_backups
@@ -521,6 +528,68 @@ if [ $erin_ok = 1 ]; then
 	fi
 fi
 
+# --- the same sshd through mailauthd (issue "[T2 2/3]") ------------------------------------
+# The module line becomes broker=SOCKET (sshd re-execs per connection, and pam_wrapper
+# copies the service directory at each start, so new connections take it). The broker
+# runs as nobody against a Dovecot of this test's own, which is then stopped: alice,
+# who logged in before, still gets in from her offline verifier; a password that is
+# neither her mail nor her local one does not.
+bdbase=$((MA_TEST_IMAP_STARTTLS_PORT + 50))
+bdir=$work/broker
+bsock=$bdir/run/socket
+bdlog=$bdir/dovecot/dovecot.log
+blog=$bdir/mailauthd.log
+mkdir -p "$bdir/run" "$bdir/state"
+chown nobody:nogroup "$bdir/run" "$bdir/state"
+chmod 755 "$bdir" "$bdir/run"
+chmod 700 "$bdir/state"
+touch "$blog"
+if "$here/dovecot.sh" start "$bdir/dovecot" "$bdbase" >"$bdir/dovecot-start.log" 2>&1; then
+	printf '%s\n' 'timeout = 5' "ca_file = \"$MA_CERTS/ca.pem\"" 'cache_ttl = 0' 'offline_ttl = 3600' \
+		"state_dir = \"$bdir/state\"" "server dovecot { host = \"127.0.0.1\" port = $((bdbase + 1)) }" \
+		>"$bdir/broker.conf"
+	chown root:nogroup "$bdir/broker.conf"
+	chmod 640 "$bdir/broker.conf"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$MA_ROOT/mailauthd" -f \
+		-c "$bdir/broker.conf" -s "$bsock" 2>>"$blog" &
+	broker_pid=$!
+	for _ in $(seq 50); do [ -S "$bsock" ] && break; sleep 0.1; done
+	sed -i "s|$MA_MODULE config=$conf|$MA_MODULE broker=$bsock|" "$work/pam.d/sshd"
+	if [ -S "$bsock" ] && grep -q "pam_mailauth.so broker=$bsock\$" "$work/pam.d/sshd"; then
+		ok "broker: mailauthd (as nobody) serves sshd's shipped stack, module argument broker="
+	else
+		not_ok "broker: mailauthd (as nobody) serves sshd's shipped stack" "$(tail -n 5 "$blog")" \
+			"$(cat "$work/pam.d/sshd")"
+	fi
+	mark
+	log_mark "$bdlog"
+	log_mark "$blog"
+	# The wrong password first: a rejection drops the user's offline verifier, and
+	# the right one below stores it again.
+	expect_refused keyboard-interactive alice "wrong-$MA_PW_ALICE" \
+		"broker: alice's wrong mail password (= her local one) is final (default=die)"
+	expect_login password alice "$MA_PW_ALICE" "broker: alice logs in over ssh through the broker"
+	expect_log "$bdlog" 'Login: user=<alice>, method=SCRAM-SHA-256' "broker: the broker's Dovecot logged alice in"
+	expect_log "$blog" 'auth service=sshd user=alice rhost=127\.0\.0\.1 result=ok source=network' \
+		"broker: the broker logged sshd's request with PAM_RHOST"
+	sleep 0.5     # the verifier is computed after the answer (scrypt)
+	"$here/dovecot.sh" stop "$bdir/dovecot" "$bdbase" >/dev/null 2>&1
+	log_mark "$blog"
+	expect_login keyboard-interactive alice "$MA_PW_ALICE" \
+		"broker, Dovecot stopped: alice gets in with her mail password (offline)"
+	expect_log "$blog" 'user=alice .*result=ok-offline source=offline' "broker: logged result=ok-offline"
+	expect_refused password alice "neither-$MA_PW_ALICE" \
+		"broker, Dovecot stopped: a password that is neither her mail nor her local one is refused"
+	kill -TERM "$broker_pid" 2>/dev/null
+	wait "$broker_pid" 2>/dev/null
+	broker_pid=""
+	expect_refused password alice "neither-$MA_PW_ALICE" \
+		"broker gone: refused (the local fallback still asks pam_unix, which says no)"
+	sed -i "s|$MA_MODULE broker=$bsock|$MA_MODULE config=$conf|" "$work/pam.d/sshd"
+else
+	not_ok "broker: a Dovecot of the test's own on port $bdbase" "$(tail -n 20 "$bdir/dovecot-start.log")"
+fi
+
 # --- sshd survived all of it ------------------------------------------------------------
 
 mark
@@ -530,9 +599,12 @@ if kill -0 "$sshd_pid" 2>/dev/null && ma_port_listening 127.0.0.1 "$port"; then
 else
 	not_ok "sshd still running and listening" "$(tail -n 20 "$slog")"
 fi
-if grep -Eiq 'segmentation|signal 11|abort|stack smashing|double free|AddressSanitizer|runtime error|PWRAP_ERROR' "$slog"; then
+# (pam_wrapper prints the module's LOG_ERR lines as "PWRAP_ERROR ... SYSLOG(3)": those
+# are log lines, not pam_wrapper's own errors.)
+crash='segmentation|signal 11|abort|stack smashing|double free|AddressSanitizer|runtime error|PWRAP_ERROR'
+if grep -Ei "$crash" "$slog" | grep -v '\] - SYSLOG([0-9])' | grep -q .; then
 	not_ok "sshd log: no crash, sanitizer or pam_wrapper error" \
-		"$(grep -Ei 'segmentation|signal 11|abort|stack smashing|double free|AddressSanitizer|runtime error|PWRAP_ERROR' "$slog" | head -n 10)"
+		"$(grep -Ei "$crash" "$slog" | grep -v '\] - SYSLOG([0-9])' | head -n 10)"
 else
 	ok "sshd log: no crash, sanitizer or pam_wrapper error"
 fi

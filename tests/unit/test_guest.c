@@ -227,7 +227,7 @@ START_TEST(fork_while_another_thread_parses_a_configuration)
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, parse_forever, NULL), 0);
 	usleep(20 * 1000);
-	int stuck = 0;
+	int stuck = 0, last = 0;
 	for (int i = 0; i < 20; i++) {
 		fflush(NULL);
 		pid_t pid = fork();
@@ -239,16 +239,19 @@ START_TEST(fork_while_another_thread_parses_a_configuration)
 			enum ma_err rc = ma_config_parse(text, sizeof(text) - 1, "child.conf", &cfg,
 			                                 err, sizeof(err));
 			ma_config_free(&cfg);
+			if (rc != MA_OK)
+				fprintf(stderr, "child: %s: %s\n", ma_err_name(rc), err);
 			_exit(rc == MA_OK ? 0 : 2);
 		}
-		int st = wait_child(pid, 2000);
-		stuck += !(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		last = wait_child(pid, 5000);
+		stuck += !(last != -1 && WIFEXITED(last) && WEXITSTATUS(last) == 0);
 		if (stuck > 0)
 			break;
 	}
 	parsing = 0;
 	pthread_join(t, NULL);
-	ck_assert_msg(stuck == 0, "a child could not parse in 2 s (the lock was held forever)");
+	ck_assert_msg(last != -1, "a child could not parse in 5 s (the lock was held forever)");
+	ck_assert_msg(stuck == 0, "a child failed to parse: wait status %d", last);
 }
 END_TEST
 
