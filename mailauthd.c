@@ -20,8 +20,8 @@
  * daemon's own user, and the users and @groups in `clients`.  Each request
  * must arrive whole within REQUEST_MS of its first byte; a connection may
  * carry several requests, and is closed after IDLE_MS without one.
- * WORKERS threads serve connections; every other caller waits in the
- * listen queue.
+ * WORKERS threads serve connections (one woken per caller); every other
+ * caller waits in the listen queue.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -455,10 +456,23 @@ out:
 static void *worker(void *arg)
 {
 	(void)arg;
+	/* Every worker waits for a caller and for the stop event in its own
+	 * epoll set; EPOLLEXCLUSIVE wakes one worker per new connection, not
+	 * all of them (poll() would wake WORKERS threads for each caller). */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event lev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = d.listen_fd };
+	struct epoll_event sev = { .events = EPOLLIN, .data.fd = d.stop_fd };
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, d.listen_fd, &lev) != 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, d.stop_fd, &sev) != 0) {
+		say(LOG_ERR, "epoll: %s: worker stops", strerror(errno));
+		if (ep >= 0)
+			close(ep);
+		return NULL;
+	}
 	while (!d.stopping) {
-		/* The listening socket is non-blocking: every worker waits in
-		 * poll() with the stop event, one of them gets the caller. */
-		if (!wait_readable(d.listen_fd, -1))
+		struct epoll_event ev[2];
+		int n = epoll_wait(ep, ev, 2, -1);
+		if (n <= 0)
 			continue;
 		int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -478,6 +492,7 @@ static void *worker(void *arg)
 		}
 		serve_connection(fd);
 	}
+	close(ep);
 	return NULL;
 }
 

@@ -6,9 +6,12 @@ password).  See bench/README.md for what is measured and how to read it.  Standa
 library only.
 """
 import collections
+import grp
 import json
 import os
 import platform
+import pwd
+import random
 import re
 import shutil
 import signal
@@ -35,6 +38,7 @@ PYCLIENT = os.path.join(ROOT, "bench", "pyclient.py")
 PROXY = os.path.join(ROOT, "bench", "delayproxy.py")
 SPAWN = os.path.join(ROOT, "bench", "spawn")
 SINK = os.path.join(ROOT, "bench", "smtpsink.py")
+MAILAUTHD = os.path.join(ROOT, "mailauthd")
 
 SAMPLES = int(ENV.get("BENCH_SAMPLES", "50"))
 PROXY_SAMPLES = int(ENV.get("BENCH_PROXY_SAMPLES", "8"))
@@ -44,6 +48,15 @@ CONCURRENCY = [int(x) for x in ENV.get("BENCH_CONCURRENCY", "1,8,32").split(",")
 TPUT_LOGINS = int(ENV.get("BENCH_TPUT_LOGINS", "64"))
 PROFILE_LOGINS = int(ENV.get("PROFILE_LOGINS", "20"))
 PROFILE_MEM = int(ENV.get("PROFILE_MEM", "1000"))
+BROKER = ENV.get("BENCH_BROKER", "1") != "0"
+BROKER_SAMPLES = int(ENV.get("BENCH_BROKER_SAMPLES", "100"))
+BROKER_HIT_SAMPLES = int(ENV.get("BENCH_BROKER_HIT_SAMPLES", "500"))
+BROKER_ROUNDS = max(1, int(ENV.get("BENCH_BROKER_ROUNDS", "4")))
+LOAD_REQUESTS = int(ENV.get("BENCH_LOAD_REQUESTS", "1000"))
+LOAD_CONCURRENCY = int(ENV.get("BENCH_LOAD_CONCURRENCY", "50"))
+LOAD_CACHE_TTL = int(ENV.get("BENCH_LOAD_CACHE_TTL", "300"))
+LOAD_SEED = int(ENV.get("BENCH_LOAD_SEED", "20261204"))
+PAM_SUCCESS, PAM_AUTH_ERR = 0, 7
 
 WORK = os.path.join(TMP, "work")
 PAMD = os.path.join(WORK, "pam.d")
@@ -105,6 +118,32 @@ SHORT = {
     "pam-plain": "pam, PLAIN", "curl": "curl", "py-proc": "Python process",
     "py-loop": "Python in-process",
 }
+# The broker rows (IMAPS only, measured next to the in-process rows "tool", "pam" and
+# "pam-fresh" in the same section): SOCKETS[...] is filled when the brokers start.
+BROKER_CLIENTS = collections.OrderedDict([
+    ("pam-bmiss", ("pam_mailauth: libpam, handle per thread, broker=SOCKET, cache_ttl = 0 "
+                   "(every login goes to the server)", "loop", "miss")),
+    ("pam-bhit", ("pam_mailauth: libpam, handle per thread, broker=SOCKET, answered from the "
+                  "broker's positive cache", "loop", "hit")),
+    ("pam-fresh-bhit", ("pam_mailauth: libpam, new handle per login, broker=SOCKET, positive "
+                        "cache", "loop", "hit")),
+    ("tool-bmiss", ("mailauth login -b SOCKET (process per login), cache_ttl = 0", "proc",
+                    "miss")),
+    ("tool-bhit", ("mailauth login -b SOCKET (process per login), positive cache", "proc",
+                   "hit")),
+])
+SHORT.update({
+    "pam-bmiss": "pam via broker, miss", "pam-bhit": "pam via broker, hit",
+    "pam-fresh-bhit": "pam new handle via broker, hit", "tool-bmiss": "mailauth -b, miss",
+    "tool-bhit": "mailauth -b, hit",
+})
+BROKER_SOCKETS = {}
+
+
+def client_kind(client):
+    return (CLIENTS.get(client) or BROKER_CLIENTS[client])[1]
+
+
 PROXY_CLIENTS = ["tool", "pam", "pam-plain", "curl", "py-proc", "py-loop"]
 TPUT_CLIENTS = ["tool", "pam", "pam-plain", "curl", "py-loop"]
 
@@ -170,6 +209,9 @@ def proc_argv(client, path, via):
     if client == "tool":
         conf = os.path.join(WORK, config_name(path, via) + ".conf")
         return [TOOL, "login", "-c", conf, USER], (PASSWORD + "\n").encode(), None
+    if client in BROKER_CLIENTS:
+        sock = BROKER_SOCKETS[BROKER_CLIENTS[client][2]]
+        return [TOOL, "login", "-b", sock, USER], (PASSWORD + "\n").encode(), None
     if client == "curl":
         if path.proto == "imap":
             scheme = "imaps" if path.tls == "implicit" else "imap"
@@ -193,6 +235,14 @@ def loop_argv(client, path, via, n, threads, warmup, quiet=False):
         argv = [PAMLOOP, "-D", PAMD, "-s", svc, "-u", USER, "-p", PASSWORD,
                 "-n", str(n), "-t", str(threads), "-w", str(warmup)]
         if client == "pam-fresh":
+            argv.append("-f")
+        if quiet:
+            argv.append("-q")
+        return argv, None
+    if client in BROKER_CLIENTS:
+        argv = [PAMLOOP, "-D", PAMD, "-s", "broker-" + BROKER_CLIENTS[client][2], "-u", USER,
+                "-p", PASSWORD, "-n", str(n), "-t", str(threads), "-w", str(warmup)]
+        if client.startswith("pam-fresh"):
             argv.append("-f")
         if quiet:
             argv.append("-q")
@@ -238,6 +288,10 @@ class Cell:
         self.wall_s = 0.0
         self.mechs = collections.Counter()
         self.flights = None
+        self.broker_cpu_s = None    # broker rows: the daemon's CPU over the cell
+        self.server_logins = None   # broker section: Dovecot's Login lines in the cell
+        self.sources = None         # broker rows: result/source of its answers
+        self.performed = None       # logins made, warm-up included
 
     @property
     def median(self):
@@ -268,7 +322,7 @@ def measure(client, path, via, n, concurrency=1):
     if not os.path.isdir(WORK):
         sys.exit("bench: %s has disappeared (did a `make check` remove tests/tmp?); "
                  "run again, with BENCH_TMP elsewhere" % WORK)
-    kind = CLIENTS[client][1]
+    kind = client_kind(client)
     cell = Cell()
     if kind == "proc":
         argv, stdin, env = proc_argv(client, path, via)
@@ -383,6 +437,341 @@ def start_sink():
     return p
 
 
+# --- the broker (mailauthd, SPEC 10) -------------------------------------------------
+
+LOGIN_RE = re.compile(r"imap-login: Info: Login: user=<([^>]*)>")
+FAILED_RE = re.compile(r"auth failed, (\d+) attempts.*?user=<([^>]*)>")
+BROKER_AUTH_RE = re.compile(r"\bauth service=\S* user=.*? result=(\S+) source=(\S+)")
+
+
+class Broker:
+    """mailauthd as tests/real/test_broker.sh runs it: as nobody through setpriv, its
+    configuration root:nogroup 0640, its socket in a directory it owns (0755), its
+    state directory 0700; everything in WORK/broker-NAME.  One server: the bench's
+    Dovecot on PORT (IMAPS), with the in-process configurations' settings."""
+
+    def __init__(self, name, port, cache_ttl):
+        self.name, self.cache_ttl = name, cache_ttl
+        self.dir = os.path.join(WORK, "broker-" + name)
+        run, state = os.path.join(self.dir, "run"), os.path.join(self.dir, "state")
+        os.makedirs(run)
+        os.makedirs(state)
+        os.chmod(self.dir, 0o755)
+        uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+        for d, mode in ((run, 0o755), (state, 0o700)):
+            os.chown(d, uid, gid)
+            os.chmod(d, mode)
+        self.sock = os.path.join(run, "socket")
+        self.conf = os.path.join(self.dir, "mailauthd.conf")
+        write_private(self.conf, (
+            'timeout = 10\nca_file = "%s"\nhelo_name = "localhost"\ncache_ttl = %d\n'
+            'state_dir = "%s"\n'
+            'server bench {\n  protocol = imap\n  host = "127.0.0.1"\n  port = %d\n'
+            '  tls = implicit\n}\n') % (CA, cache_ttl, state, port))
+        os.chown(self.conf, 0, gid)
+        os.chmod(self.conf, 0o640)
+        self.log_path = os.path.join(self.dir, "mailauthd.log")
+        self.pidfile = os.path.join(WORK, "broker-%s.pid" % name)
+        self.status = None
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", MAILAUTHD,
+                 "-f", "-c", self.conf, "-s", self.sock],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+        with open(self.pidfile, "w") as f:     # for run.sh's exit trap, should we die
+            f.write("%d\n" % self.proc.pid)
+        self.log = LogTail(self.log_path)
+        self.log.pos = 0
+        deadline = time.monotonic() + 5
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                with open(self.log_path, errors="replace") as f:
+                    tail = f.read()[-1500:]
+                raise RuntimeError("mailauthd (%s) did not start:\n%s" % (name, tail))
+            time.sleep(0.05)
+
+    def cpu_s(self):
+        """CPU time of all its threads so far (schedstat: nanoseconds; the worker
+        threads live as long as the daemon, so none is lost between two readings)."""
+        total = 0
+        task = "/proc/%d/task" % self.proc.pid
+        try:
+            tids = os.listdir(task)
+        except OSError:
+            return float("nan")
+        for t in tids:
+            try:
+                with open("%s/%s/schedstat" % (task, t)) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total / 1e9
+
+    def rss_kb(self):
+        """(VmHWM, VmRSS) in kB."""
+        got = {}
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("VmHWM", "VmRSS"):
+                        got[k] = int(v.split()[0])
+        except (OSError, ValueError):
+            pass
+        return got.get("VmHWM", 0), got.get("VmRSS", 0)
+
+    def stop(self):
+        """SIGTERM, as its unit would; its exit status (0 expected)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.status = self.proc.returncode
+        try:
+            os.unlink(self.pidfile)
+        except OSError:
+            pass
+        return self.status
+
+
+def sources_in(text):
+    """Broker log: Counter of result/source of its auth requests."""
+    return collections.Counter("%s/%s" % m for m in BROKER_AUTH_RE.findall(text))
+
+
+def answered_by(sources):
+    """"ok: cache 110, shared 60, network 6; refused: network 22, negative-cache 2"."""
+    if not sources:
+        return "–"
+    ok, refused, other = (collections.Counter() for _ in range(3))
+    for k, v in sources.items():
+        result, source = k.split("/")
+        if result in ("ok", "ok-shared", "ok-offline"):
+            ok["shared" if result == "ok-shared" else source] += v
+        elif result == "auth-failed":
+            refused[source] += v
+        else:
+            other["%s %s" % (result, source)] += v
+    parts = []
+    for name, c in (("ok", ok), ("refused", refused), ("other", other)):
+        if c:
+            parts.append("%s: %s" % (name, ", ".join("%s %d" % kv for kv in c.most_common())))
+    return "; ".join(parts)
+
+
+def load_creds():
+    """The users of the load: BENCH_LOAD_CREDS, lines USER TAB PASSWORD (run.sh)."""
+    creds = []
+    for line in ENV.get("BENCH_LOAD_CREDS", "").splitlines():
+        if "\t" in line:
+            creds.append(tuple(line.split("\t", 1)))
+    return creds or [(USER, PASSWORD)]
+
+
+def load_requests(creds):
+    """LOAD_REQUESTS HTTP-Basic-style requests: (user, password, rhost, right?).  The
+    first user sends 35% of them, the others share the rest; 90% carry the right
+    password, 9% the user's previous password (a stale saved credential, the same
+    wrong password again and again), 1% a one-off typo.  One client address per user."""
+    rng = random.Random(LOAD_SEED)
+    weights = [0.35] + [0.65 / (len(creds) - 1)] * (len(creds) - 1) if len(creds) > 1 else [1]
+    reqs = []
+    for i in range(LOAD_REQUESTS):
+        j = rng.choices(range(len(creds)), weights)[0]
+        user, pw = creds[j]
+        x = rng.random()
+        if x < 0.90:
+            password, right = pw, True
+        elif x < 0.99:
+            password, right = pw + "-2025", False
+        else:
+            password, right = "%s-typo%d" % (pw[:-1], i), False
+        reqs.append((user, password, "192.0.2.%d" % (10 + j), right))
+    return reqs
+
+
+def run_load(svc, reqs, listfile, broker=None):
+    """The requests through pamloop -l (a new PAM handle per request), LOAD_CONCURRENCY
+    threads; what the clients saw, what Dovecot logged, what the broker answered from."""
+    dlog = LogTail(DOVECOT_LOG)
+    cpu0 = broker.cpu_s() if broker else None
+    argv = [PAMLOOP, "-D", PAMD, "-s", svc, "-l", listfile, "-n", str(len(reqs)),
+            "-t", str(LOAD_CONCURRENCY)]
+    r = run_loop(argv)
+    cpu1 = broker.cpu_s() if broker else None
+    time.sleep(1.0)                 # Dovecot logs through its log process
+    text = dlog.new()
+    logins = LOGIN_RE.findall(text)
+    failed = FAILED_RE.findall(text)
+    rcs = r.get("rc", [])
+    lat = r.get("lat_ms", [])
+    wall = r.get("wall_s", 0)
+    out = {
+        "svc": svc, "requests": len(reqs), "threads": LOAD_CONCURRENCY,
+        "right": sum(1 for q in reqs if q[3]), "completed": len(rcs),
+        "as_expected": sum(1 for rc, q in zip(rcs, reqs) if (rc == PAM_SUCCESS) == q[3]),
+        "rc": dict(collections.Counter(rcs)), "wall_s": wall,
+        "rate": len(rcs) / wall if wall else float("nan"),
+        "p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95),
+        "max": max(lat) if lat else float("nan"),
+        "server_logins": len(logins), "server_failed": len(failed),
+        "server_failed_attempts": sum(int(n) for n, _ in failed),
+        "logins_by_user": dict(collections.Counter(logins)),
+        "failed_by_user": dict(collections.Counter(u for _, u in failed)),
+        "client_cpu_ms": 1000 * (r.get("utime_s", 0) + r.get("stime_s", 0)) / max(1, len(rcs)),
+        "broker_cpu_ms": 1000 * (cpu1 - cpu0) / max(1, len(rcs)) if broker else None,
+        "sources": dict(sources_in(broker.log.new())) if broker else None,
+        "error": "" if rcs else r.get("first_error", "no result"),
+    }
+    return out
+
+
+def merge_cells(a, b):
+    """One row from blocks measured at different times."""
+    if a is None:
+        return b
+    a.lat += b.lat
+    a.cpu_s += b.cpu_s
+    a.maxrss_kb = max(a.maxrss_kb, b.maxrss_kb)
+    a.n += b.n
+    a.ok += b.ok
+    a.errors += b.errors
+    a.wall_s += b.wall_s
+    a.mechs += b.mechs
+    if a.broker_cpu_s is not None:
+        a.broker_cpu_s += b.broker_cpu_s
+    a.server_logins += b.server_logins
+    if a.sources is not None:
+        a.sources += b.sources
+    a.performed += b.performed
+    return a
+
+
+def broker_note(cell, nb):
+    return "CPU %s ms/login%s" % (
+        fmt(cell.cpu_ms, 2),
+        " + broker %s" % fmt(cell.broker_cpu_s * 1000 / nb, 2) if cell.broker_cpu_s is not None
+        else "")
+
+
+def run_broker(ps, results):
+    """The broker section (IMAPS): cache hit and miss next to the same logins
+    in-process, then the load.  Returns what render_broker needs, or None."""
+    p = ps[0]
+    if not BROKER:
+        return None
+    if not os.access(MAILAUTHD, os.X_OK) or shutil.which("setpriv") is None:
+        log("== broker: skipped (%s)" % ("mailauthd is not built" if not os.access(
+            MAILAUTHD, os.X_OK) else "setpriv is not installed"))
+        return None
+    info = {"path": p, "port": p.direct_port, "brokers": {}}
+    brokers = {}
+    try:
+        brokers["miss"] = Broker("miss", p.direct_port, 0)
+        brokers["hit"] = Broker("hit", p.direct_port, LOAD_CACHE_TTL)
+        for k, b in brokers.items():
+            BROKER_SOCKETS[k] = b.sock
+            with open(os.path.join(PAMD, "broker-" + k), "w") as f:
+                f.write("auth required %s broker=%s\n" % (MODULE, b.sock))
+        # Fill the positive cache: every login of the hit rows is then a hit.
+        ok, _, _, _, err = run_proc([TOOL, "login", "-b", brokers["hit"].sock, USER],
+                                    (PASSWORD + "\n").encode())
+        if not ok:
+            log("   broker: the first login failed: %s" % err)
+        # Rows compared with each other run in alternating blocks (in-process, miss,
+        # hit, in-process, ...), so that other work on the machine hits them alike.
+        groups = [[("pam", None, BROKER_SAMPLES), ("pam-bmiss", "miss", BROKER_SAMPLES),
+                   ("pam-bhit", "hit", BROKER_HIT_SAMPLES)],
+                  [("pam-fresh", None, BROKER_SAMPLES),
+                   ("pam-fresh-bhit", "hit", BROKER_HIT_SAMPLES)],
+                  [("tool", None, BROKER_SAMPLES), ("tool-bmiss", "miss", BROKER_SAMPLES),
+                   ("tool-bhit", "hit", BROKER_SAMPLES)]]
+        log("== broker (mailauthd as nobody, %s): cache hit and miss next to in-process, "
+            "IMAPS, %d alternating blocks per row" % (
+                ", ".join("%s: cache_ttl = %d" % (k, b.cache_ttl) for k, b in brokers.items()),
+                BROKER_ROUNDS))
+        dlog = LogTail(DOVECOT_LOG)
+        i = 0
+        n_rows = sum(len(g) for g in groups)
+        for group in groups:
+            t0 = time.perf_counter()
+            cells = collections.OrderedDict()
+            for r in range(BROKER_ROUNDS):
+                for c, bk, n in group:
+                    b = brokers.get(bk)
+                    block = max(1, n // BROKER_ROUNDS)
+                    dlog.new()
+                    if b:
+                        b.log.new()
+                    cpu0 = b.cpu_s() if b else None
+                    part = measure(c, p, None, block)
+                    part.broker_cpu_s = b.cpu_s() - cpu0 if b else None
+                    time.sleep(0.3)         # Dovecot logs through its log process
+                    text = dlog.new()
+                    part.mechs = mechanisms_in(text)
+                    part.server_logins = len(LOGIN_RE.findall(text))
+                    part.sources = sources_in(b.log.new()) if b else None
+                    part.performed = block + 1  # one warm-up login, not timed
+                    cells[c] = merge_cells(cells.get(c), part)
+            for c, cell in cells.items():
+                i += 1
+                results[(p.key, c, "broker")] = cell
+                note = cell.fail_note()
+                log("[b%2d/%d] %-17s %-30s %4d logins: median %s ms, p95 %s ms, %s; Dovecot "
+                    "logins %d%s" % (
+                        i, n_rows, p.key, SHORT[c], cell.n, fmt(cell.median), fmt(cell.p95),
+                        broker_note(cell, cell.performed), cell.server_logins,
+                        "  ** " + note if note else ""))
+            log("        (%.1f s)" % (time.perf_counter() - t0))
+        for k, b in brokers.items():
+            info["brokers"][k] = {"cache_ttl": b.cache_ttl, "rss_kb": b.rss_kb()}
+
+        # The load: the same requests in-process, then through a fresh broker.
+        creds = load_creds()
+        reqs = load_requests(creds)
+        listfile = os.path.join(WORK, "load.txt")
+        write_private(listfile, "".join("%s\t%s\t%s\n" % q[:3] for q in reqs))
+        wrong = {(q[0], q[1]) for q in reqs if not q[3]}
+        info["load_mix"] = {
+            "users": len(creds), "right": sum(1 for q in reqs if q[3]),
+            "wrong": sum(1 for q in reqs if not q[3]), "distinct_wrong": len(wrong),
+            "by_user": dict(collections.Counter(q[0] for q in reqs)),
+        }
+        log("== load: %d requests, %d threads, %d users, %d right / %d wrong (%d distinct "
+            "wrong passwords)" % (len(reqs), LOAD_CONCURRENCY, len(creds),
+                                  info["load_mix"]["right"], info["load_mix"]["wrong"],
+                                  len(wrong)))
+        loads = collections.OrderedDict()
+        for key, svc in (("in-process", config_name(p, None)), ("broker", "broker-load")):
+            t0 = time.perf_counter()
+            b = None
+            if key == "broker":
+                b = brokers["load"] = Broker("load", p.direct_port, LOAD_CACHE_TTL)
+                with open(os.path.join(PAMD, svc), "w") as f:
+                    f.write("auth required %s broker=%s\n" % (MODULE, b.sock))
+            ld = run_load(svc, reqs, listfile, b)
+            if b:
+                ld["broker_rss_kb"] = b.rss_kb()
+            loads[key] = ld
+            log("   %-10s %d requests in %.2f s: %s req/s, p50 %s ms, p95 %s ms; Dovecot: %d "
+                "logins, %d failed (%d attempts); verdicts as expected %d/%d; %s (%.1f s)%s" % (
+                    key, ld["completed"], ld["wall_s"], fmt(ld["rate"]), fmt(ld["p50"]),
+                    fmt(ld["p95"]), ld["server_logins"], ld["server_failed"],
+                    ld["server_failed_attempts"], ld["as_expected"], ld["requests"],
+                    answered_by(ld["sources"]) if b else "no broker",
+                    time.perf_counter() - t0, "  ** " + ld["error"] if ld["error"] else ""))
+        info["load"] = loads
+    finally:
+        for k, b in brokers.items():
+            st = b.stop()
+            info["brokers"].setdefault(k, {"cache_ttl": b.cache_ttl})["exit"] = st
+    return info
+
+
 # --- formatting ---------------------------------------------------------------------
 
 def fmt(x, digits=1):
@@ -446,30 +835,52 @@ def bench():
     try:
         write_configs(ps)
         results = run_bench(ps, stats_file)
+        broker = run_broker(ps, results)
     finally:
         for proxy in proxies:
             proxy.stop()
         if sink is not None:
             sink.terminate()
             sink.wait()
-    report = render(ps, results, time.time() - t_start, load0, os.getloadavg())
+    report = render(ps, results, time.time() - t_start, load0, os.getloadavg(), broker)
     out = os.path.join(TMP, "results.md")
     with open(out, "w") as f:
         f.write(report + "\n")
+    raw = {"%s|%s|%s" % k: {"n": c.n, "ok": c.ok, "median_ms": c.median,
+                             "p95_ms": c.p95, "cpu_ms": c.cpu_ms,
+                             "maxrss_kb": c.maxrss_kb, "rate": c.rate,
+                             "lat_ms": c.lat, "mechs": dict(c.mechs),
+                             "flights": c.flights, "errors": c.errors[:3],
+                             "broker_cpu_s": c.broker_cpu_s, "server_logins": c.server_logins,
+                             "sources": dict(c.sources) if c.sources else None,
+                             "performed": c.performed}
+           for k, c in results.items()}
+    if broker and broker.get("load"):
+        raw["load"] = broker["load"]
+        raw["load_mix"] = broker["load_mix"]
     with open(os.path.join(TMP, "results.json"), "w") as f:
-        json.dump({"%s|%s|%s" % k: {"n": c.n, "ok": c.ok, "median_ms": c.median,
-                                      "p95_ms": c.p95, "cpu_ms": c.cpu_ms,
-                                      "maxrss_kb": c.maxrss_kb, "rate": c.rate,
-                                      "lat_ms": c.lat, "mechs": dict(c.mechs),
-                                      "flights": c.flights, "errors": c.errors[:3]}
-                   for k, c in results.items()}, f, indent=1)
+        json.dump(raw, f, indent=1)
     log("")
     log(report)
     log("")
     log("(written to %s and results.json)" % out)
+    copy = ENV.get("BENCH_REPORT")
+    if copy:
+        shutil.copyfile(out, copy)
+        log("(and copied to %s)" % copy)
     failed = [(k, c) for k, c in results.items() if c.ok != c.n]
     for k, c in failed:
         log("FAILED LOGINS: %s %s %s: %s" % (k[0], k[1], k[2], c.fail_note()))
+    for k, ld in ((broker or {}).get("load") or {}).items():
+        if ld["as_expected"] != ld["requests"]:
+            failed.append(k)
+            log("LOAD VERDICTS: %s: %d of %d requests not as expected (PAM codes %s)%s"
+                % (k, ld["requests"] - ld["as_expected"], ld["requests"], ld["rc"],
+                   ": " + ld["error"] if ld["error"] else ""))
+    for k, b in ((broker or {}).get("brokers") or {}).items():
+        if b.get("exit") != 0:
+            failed.append(k)
+            log("BROKER %s: exit status %s after SIGTERM (0 expected)" % (k, b.get("exit")))
     return 1 if failed else 0
 
 
@@ -539,7 +950,7 @@ def round_trips(results, p, c):
     return px.median / RTT_MS, (px.median - lo.median) / RTT_MS
 
 
-def render(ps, results, elapsed, load0, load1):
+def render(ps, results, elapsed, load0, load1, broker=None):
     git, curl, py, machine, servers = versions()
     out = []
     out.append("# pam_mailauth benchmark")
@@ -569,6 +980,9 @@ def render(ps, results, elapsed, load0, load1):
     out.append("- all logins are successful ones (user %s); only the client differs:" % USER)
     for c, (label, _) in CLIENTS.items():
         out.append("  - %s: %s" % (SHORT[c], label))
+    if broker:
+        out.append("- broker: mailauthd as nobody (setpriv), IMAPS only, measured after the "
+                   "tables above; see the last two sections")
     for p in ps:
         out.append("")
         out.append("## %s - %s 127.0.0.1:%d" % (p.title, p.server.capitalize(), p.direct_port))
@@ -665,7 +1079,139 @@ def render(ps, results, elapsed, load0, load1):
             row.append("%.2f" % statistics.geometric_mean(xs) if xs else "–")
         rows.append(row)
     out.append(table(header, rows))
+    if broker:
+        out += render_broker(results, broker)
     return "\n".join(out)
+
+
+def render_broker(results, info):
+    """The broker's two sections: hit / miss next to in-process, and the load."""
+    p = info["path"]
+    out = ["", "## Broker (mailauthd) vs in-process: cache hit and miss - %s, Dovecot "
+           "127.0.0.1:%d" % (p.title, p.direct_port), ""]
+    bk = info["brokers"]
+    out.append("mailauthd -f as nobody (setpriv), configuration root:nogroup 0640, socket in "
+               "a directory it owns; two daemons side by side: *miss* with cache_ttl = 0 "
+               "(every login goes to Dovecot), *hit* with cache_ttl = %d (filled by one login "
+               "before its rows). Module argument `broker=SOCKET` instead of `config=`: an "
+               "account request and an auth request per login on the Unix socket. Rows "
+               "compared with each other ran in %d alternating blocks (in-process, miss, hit, "
+               "in-process, ...), each block a new client process with one untimed warm-up "
+               "login; %d timed logins per row (%d for the pamloop hit rows). Default "
+               "max_connections (8), negative_ttl, max_failures."
+               % (bk.get("hit", {}).get("cache_ttl", LOAD_CACHE_TTL), BROKER_ROUNDS,
+                  BROKER_SAMPLES, BROKER_HIT_SAMPLES))
+    out.append("")
+    header = ["client", "mechanism", "answered by", "median ms", "p95 ms", "CPU ms/login",
+              "broker CPU ms/login", "CPU ms/login total", "peak RSS MB", "logins/s @1",
+              "Dovecot logins per login"]
+    order = ["pam", "pam-bmiss", "pam-bhit", "pam-fresh", "pam-fresh-bhit", "tool",
+             "tool-bmiss", "tool-bhit"]
+    rows = []
+    for c in order:
+        cell = results.get((p.key, c, "broker"))
+        if cell is None:
+            continue
+        nb = cell.performed or cell.n
+        bcpu = cell.broker_cpu_s * 1000 / nb if cell.broker_cpu_s is not None else None
+        mech = "/".join(m for m, _ in cell.mechs.most_common(2)) if cell.mechs else "–"
+        row = [SHORT[c], mech,
+               answered_by(cell.sources) if c in BROKER_CLIENTS else "in-process",
+               fmt(cell.median), fmt(cell.p95), fmt(cell.cpu_ms, 2),
+               fmt(bcpu, 2) if bcpu is not None else "–",
+               fmt(cell.cpu_ms + (bcpu or 0), 2), fmt(cell.maxrss_kb / 1024), fmt(cell.rate),
+               "%.2f (%d of %d)" % (cell.server_logins / nb, cell.server_logins, nb)
+               if cell.server_logins is not None else "–"]
+        if cell.ok != cell.n:
+            row[0] += " [FAILED: %s]" % cell.fail_note()
+        rows.append(row)
+    out.append(table(header, rows))
+    out.append("")
+    out.append("CPU ms/login: the client process (as in the tables above); broker CPU: "
+               "mailauthd's threads over the row (/proc/PID/task/*/schedstat), divided by "
+               "the logins it served, warm-ups included; total = both. Mechanism and Dovecot "
+               "logins: from Dovecot's log during the row (warm-ups included). Broker peak "
+               "RSS (VmHWM) after these rows: %s."
+               % ", ".join("%s %s MB" % (k, fmt(v["rss_kb"][0] / 1024))
+                           for k, v in bk.items() if v.get("rss_kb")))
+    out.append("")
+    header = ["broker / in-process", "median", "p95", "Δ median ms", "CPU (client)",
+              "CPU (total)", "RSS (client)"]
+    rows = []
+    for a, b in (("pam-bmiss", "pam"), ("pam-bhit", "pam"), ("pam-fresh-bhit", "pam-fresh"),
+                 ("tool-bmiss", "tool"), ("tool-bhit", "tool")):
+        ca, cb = results.get((p.key, a, "broker")), results.get((p.key, b, "broker"))
+        if ca is None or cb is None:
+            continue
+        tot = ca.cpu_ms + (ca.broker_cpu_s * 1000 / (ca.performed or ca.n)
+                           if ca.broker_cpu_s is not None else 0)
+        rows.append(["%s / %s" % (SHORT[a], SHORT[b]), ratio(ca.median, cb.median),
+                     ratio(ca.p95, cb.p95), "%+.2f" % (ca.median - cb.median),
+                     ratio(ca.cpu_ms, cb.cpu_ms), ratio(tot, cb.cpu_ms),
+                     ratio(ca.maxrss_kb, cb.maxrss_kb)])
+    out.append(table(header, rows))
+
+    loads = info.get("load")
+    if not loads:
+        return out
+    mix = info["load_mix"]
+    n = next(iter(loads.values()))["requests"]
+    out.append("")
+    out.append("## Load the mail server sees: %s HTTP-Basic-style requests, %d concurrent - "
+               "%s, Dovecot 127.0.0.1:%d" % ("{:,}".format(n), LOAD_CONCURRENCY, p.title,
+                                             p.direct_port))
+    out.append("")
+    out.append("pamloop -l: %d threads, a new PAM handle per request (pam_start, "
+               "pam_authenticate, pam_end, PAM_RHOST = one address per user), the same %d "
+               "requests in the same order both times: %d users (%s), %d right passwords, "
+               "%d wrong: the user's previous password, repeated, and one-off typos, %d "
+               "distinct wrong passwords in all (seed %d). In-process: `config=`; broker: a "
+               "fresh mailauthd with cache_ttl = %d (negative cache, coalescing of identical "
+               "concurrent requests, throttle and max_connections at their defaults). Dovecot "
+               "figures are its log lines during the run: `imap-login: Info: Login: user=<...>` "
+               "and `auth failed, N attempts` (N summed in parentheses)."
+               % (LOAD_CONCURRENCY, n, mix["users"],
+                  ", ".join("%s %d" % kv for kv in sorted(mix["by_user"].items(),
+                                                          key=lambda kv: -kv[1])),
+                  mix["right"], mix["wrong"], mix["distinct_wrong"], LOAD_SEED, LOAD_CACHE_TTL))
+    out.append("")
+    header = ["path", "verdicts as expected", "wall s", "requests/s", "p50 ms", "p95 ms",
+              "max ms", "Dovecot logins", "Dovecot failed logins", "client CPU ms/req",
+              "broker CPU ms/req", "answered by"]
+    rows = []
+    for k, ld in loads.items():
+        rows.append([
+            "in-process (config=)" if k == "in-process"
+            else "broker (cache_ttl = %d)" % LOAD_CACHE_TTL,
+            "%d/%d" % (ld["as_expected"], ld["requests"]) +
+            ("" if ld["as_expected"] == ld["requests"] else " (PAM codes %s)" % ld["rc"]),
+            "%.2f" % ld["wall_s"], fmt(ld["rate"]), fmt(ld["p50"]), fmt(ld["p95"]),
+            fmt(ld["max"]), str(ld["server_logins"]),
+            "%d (%d)" % (ld["server_failed"], ld["server_failed_attempts"]),
+            fmt(ld["client_cpu_ms"], 2),
+            fmt(ld["broker_cpu_ms"], 2) if ld["broker_cpu_ms"] is not None else "–",
+            answered_by(ld["sources"]) if ld["sources"] is not None else "Dovecot, every one"])
+    out.append(table(header, rows))
+    out.append("")
+    for k, ld in loads.items():
+        out.append("- %s: Dovecot logins by user: %s; failed logins by user: %s" % (
+            k, ", ".join("%s %d" % kv for kv in sorted(ld["logins_by_user"].items())) or "none",
+            ", ".join("%s %d" % kv for kv in sorted(ld["failed_by_user"].items())) or "none"))
+    if "in-process" in loads and "broker" in loads:
+        a, b = loads["in-process"], loads["broker"]
+        out.append("- broker / in-process: Dovecot logins %s, failed logins %s, wall time %s, "
+                   "p50 %s, p95 %s" % (ratio(b["server_logins"], a["server_logins"]),
+                                       ratio(b["server_failed"], a["server_failed"]),
+                                       ratio(b["wall_s"], a["wall_s"]), ratio(b["p50"], a["p50"]),
+                                       ratio(b["p95"], a["p95"])))
+        if b.get("broker_rss_kb"):
+            out.append("- the load's broker: peak RSS (VmHWM) %s MB" % fmt(b["broker_rss_kb"][0] / 1024))
+    out.append("- answered by (the broker's log, result and source of each auth request): "
+               "network = Dovecot's verdict; shared = a success taken from an identical "
+               "request under way (a rejection shared that way logs as network too, so "
+               "refused/network can exceed Dovecot's failed logins); cache / negative-cache = "
+               "positive / negative cache; throttle = max_failures")
+    return out
 
 
 # --- profile ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  *
  *   pamloop -D CONFDIR -s SERVICE -u USER -p PASSWORD -n LOGINS
  *           [-t THREADS] [-w WARMUP] [-f] [-c N,N,...] [-q]
+ *   pamloop -D CONFDIR -s SERVICE -l LIST -n LOGINS [-t THREADS] [-q]
  *
  *   -t THREADS  concurrent logins (default 1); each thread has its own PAM
  *               handle and takes the next login number from a shared counter
@@ -15,12 +16,18 @@
  *   -c N,...    record peak RSS (ru_maxrss) and current RSS (/proc/self/statm)
  *               after N measured logins (memory growth check)
  *   -q          print no per-login latencies
+ *   -l LIST     requests from a file, one a line: USER TAB PASSWORD [TAB
+ *               RHOST]; login i uses line i (modulo the number of lines),
+ *               on a fresh handle (implies -f; PAM_RHOST set when given), the
+ *               way a web server checks HTTP Basic credentials per request;
+ *               -u and -p are not used, -w warms up with the first lines
  *
  * Prints one JSON object on stdout: logins, ok, failed, first_error, wall_s,
  * utime_s, stime_s (getrusage(RUSAGE_SELF) deltas over the measured logins),
  * maxrss_kb, rss_kb, checkpoints [{n, maxrss_kb, rss_kb}], lat_ms [...] (per
- * login, in login order).  Exit status 0 when every login returned
- * PAM_SUCCESS, 1 otherwise, 2 on usage errors.
+ * login, in login order), and with -l rc [...] (each login's PAM return
+ * code, in login order, also with -q).  Exit status 0 when every login
+ * returned PAM_SUCCESS, 1 otherwise, 2 on usage errors.
  *
  * The measured logins run inside pamloop_measured(), so that
  * `valgrind --tool=callgrind --toggle-collect=pamloop_measured` counts them
@@ -51,6 +58,14 @@ static const char *confdir, *service, *user, *password;
 static long n_logins, n_threads = 1, warmup;
 static int fresh;
 static double *lat_ms;
+
+/* -l: one request per line. */
+struct cred {
+	char *user, *password, *rhost;
+};
+static struct cred *creds;
+static long n_creds;
+static int *rcs;
 static atomic_long next_login, done_logins, ok_logins;
 static atomic_int first_error = PAM_SUCCESS;
 static struct checkpoint checkpoints[MAX_CHECKPOINTS];
@@ -110,10 +125,87 @@ static int start(pam_handle_t **pamh)
 	return pam_start_confdir(service, user, &the_conv, confdir, pamh);
 }
 
-/* One login on *pamh (or on a fresh handle with -f). */
-static int one_login(pam_handle_t **pamh)
+/* Login I of a -l list: a fresh handle with that line's user, password and
+ * remote host. */
+static int list_login(long i)
+{
+	const struct cred *c = &creds[i % n_creds];
+	struct pam_conv cv = { conv, c->password };
+	pam_handle_t *h = NULL;
+	int rc = pam_start_confdir(service, c->user, &cv, confdir, &h);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	if (c->rhost != NULL)
+		rc = pam_set_item(h, PAM_RHOST, c->rhost);
+	if (rc == PAM_SUCCESS)
+		rc = pam_authenticate(h, 0);
+	pam_end(h, rc);
+	return rc;
+}
+
+/* The -l file: USER TAB PASSWORD [TAB RHOST] per line. */
+static int read_list(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		fprintf(stderr, "pamloop: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	long size = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		char *tab = strchr(line, '\t');
+		if (tab == NULL) {
+			fprintf(stderr, "pamloop: %s: line %ld: no TAB\n", path, n_creds + 1);
+			fclose(f);
+			free(line);
+			return -1;
+		}
+		*tab = '\0';
+		char *pw = tab + 1, *rhost = strchr(pw, '\t');
+		if (rhost != NULL)
+			*rhost++ = '\0';
+		if (n_creds == size) {
+			size = size ? 2 * size : 64;
+			struct cred *n = realloc(creds, (size_t)size * sizeof(*n));
+			if (n == NULL) {
+				fclose(f);
+				free(line);
+				return -1;
+			}
+			creds = n;
+		}
+		creds[n_creds].user = strdup(line);
+		creds[n_creds].password = strdup(pw);
+		creds[n_creds].rhost = rhost != NULL && *rhost != '\0' ? strdup(rhost) : NULL;
+		if (creds[n_creds].user == NULL || creds[n_creds].password == NULL) {
+			fclose(f);
+			free(line);
+			return -1;
+		}
+		n_creds++;
+	}
+	free(line);
+	fclose(f);
+	if (n_creds == 0) {
+		fprintf(stderr, "pamloop: %s: no requests\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* One login on *pamh (or on a fresh handle with -f, or line I of -l). */
+static int one_login(pam_handle_t **pamh, long i)
 {
 	int rc;
+	if (creds != NULL)
+		return list_login(i);
 	if (fresh) {
 		pam_handle_t *h = NULL;
 		rc = start(&h);
@@ -159,8 +251,10 @@ static void *worker_main(void *arg)
 		if (i >= n_logins)
 			break;
 		double t0 = now_s();
-		int rc = one_login(&w->pamh);
+		int rc = one_login(&w->pamh, i);
 		lat_ms[i] = (now_s() - t0) * 1000.0;
+		if (rcs != NULL)
+			rcs[i] = rc;
 		note_result(rc);
 	}
 	return NULL;
@@ -187,7 +281,7 @@ static void *warm_main(void *arg)
 {
 	struct worker *w = arg;
 	for (long i = 0; i < warmup; i++) {
-		int rc = one_login(&w->pamh);
+		int rc = one_login(&w->pamh, i);
 		if (rc != PAM_SUCCESS) {
 			int expected = PAM_SUCCESS;
 			atomic_compare_exchange_strong(&first_error, &expected, rc);
@@ -199,7 +293,9 @@ static void *warm_main(void *arg)
 static int usage(void)
 {
 	fprintf(stderr, "usage: pamloop -D CONFDIR -s SERVICE -u USER -p PASSWORD -n LOGINS "
-	                "[-t THREADS] [-w WARMUP] [-f] [-c N,N,...] [-q]\n");
+	                "[-t THREADS] [-w WARMUP] [-f] [-c N,N,...] [-q]\n"
+	                "       pamloop -D CONFDIR -s SERVICE -l LIST -n LOGINS [-t THREADS] "
+	                "[-w WARMUP] [-q]\n");
 	return 2;
 }
 
@@ -211,7 +307,8 @@ static double tv(struct timeval t)
 int main(int argc, char **argv)
 {
 	int opt, quiet = 0;
-	while ((opt = getopt(argc, argv, "D:s:u:p:n:t:w:fc:q")) != -1) {
+	const char *list = NULL;
+	while ((opt = getopt(argc, argv, "D:s:u:p:n:t:w:fc:ql:")) != -1) {
 		switch (opt) {
 		case 'D': confdir = optarg; break;
 		case 's': service = optarg; break;
@@ -222,6 +319,7 @@ int main(int argc, char **argv)
 		case 'w': warmup = atol(optarg); break;
 		case 'f': fresh = 1; break;
 		case 'q': quiet = 1; break;
+		case 'l': list = optarg; break;
 		case 'c':
 			for (char *p = optarg; *p != '\0' && n_checkpoints < MAX_CHECKPOINTS;) {
 				char *end;
@@ -235,9 +333,18 @@ int main(int argc, char **argv)
 		default: return usage();
 		}
 	}
-	if (confdir == NULL || service == NULL || user == NULL || password == NULL ||
+	if (confdir == NULL || service == NULL ||
+	    (list == NULL && (user == NULL || password == NULL)) ||
 	    n_logins <= 0 || n_threads <= 0 || warmup < 0 || optind != argc)
 		return usage();
+	if (list != NULL) {
+		if (read_list(list) != 0)
+			return 1;
+		fresh = 1;
+		rcs = calloc((size_t)n_logins, sizeof(*rcs));
+		if (rcs == NULL)
+			return 1;
+	}
 	the_conv.appdata_ptr = (void *)(uintptr_t)password;
 	lat_ms = calloc((size_t)n_logins, sizeof(*lat_ms));
 	struct worker *w = calloc((size_t)n_threads, sizeof(*w));
@@ -294,7 +401,23 @@ int main(int argc, char **argv)
 	if (!quiet)
 		for (long i = 0; i < n_logins; i++)
 			printf("%s%.3f", i ? ", " : "", lat_ms[i]);
-	printf("]}\n");
+	printf("]");
+	if (rcs != NULL) {
+		printf(", \"rc\": [");
+		for (long i = 0; i < n_logins; i++)
+			printf("%s%d", i ? ", " : "", rcs[i]);
+		printf("]");
+	}
+	printf("}\n");
+	for (long i = 0; i < n_creds; i++) {
+		free(creds[i].user);
+		if (creds[i].password != NULL)
+			memset(creds[i].password, 0, strlen(creds[i].password));
+		free(creds[i].password);
+		free(creds[i].rhost);
+	}
+	free(creds);
+	free(rcs);
 	free(lat_ms);
 	free(w);
 	return ok == n_logins && err == PAM_SUCCESS ? 0 : 1;

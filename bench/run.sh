@@ -6,6 +6,9 @@
 # raised for 32 concurrent logins, and, when postfix is installed and BENCH_POSTFIX is
 # not 0, a private Postfix (tests/real/postfix.sh) on BENCH_BASEPORT+20, +21 whose SASL
 # is that Dovecot's. Then runs bench/bench.py (the measurements) and stops both servers.
+# bench.py also starts mailauthd (as nobody, in BENCH_TMP/work/broker-*) for the broker
+# rows and stops it; should bench.py die first, the exit trap here sends SIGTERM to the
+# pids it left in BENCH_TMP/work/broker-*.pid.
 # Everything lives in BENCH_TMP (default tests/tmp/bench); results in
 # BENCH_TMP/results.md (table) and results.json (raw figures).
 #
@@ -66,7 +69,21 @@ if [ "$cmd" = bench ] && [ "${BENCH_POSTFIX:-1}" != 0 ] && command -v postfix >/
 	use_postfix=1
 fi
 
+stop_brokers() {
+	local f pid
+	for f in "$BENCH_TMP"/work/broker-*.pid; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f" 2>/dev/null) || continue
+		# Only the mailauthd bench.py started: its command line names our directory.
+		if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = mailauthd ] &&
+			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$BENCH_TMP/work/broker-"; then
+			kill -TERM "$pid" 2>/dev/null || true
+		fi
+		rm -f "$f"
+	done
+}
 stop_servers() {
+	stop_brokers
 	if [ $use_postfix = 1 ]; then
 		"$root/tests/real/postfix.sh" stop "$pf_dir" "$pf_base" >/dev/null 2>&1 || true
 	fi
@@ -158,6 +175,10 @@ if [ $use_postfix = 1 ]; then
 fi
 export BENCH_DOVECOT_LOG=$dv_dir/dovecot.log BENCH_PYTHON=$PY
 export BENCH_USER=alice BENCH_PASSWORD=$MA_PW_ALICE
+# The load's users (USER TAB PASSWORD lines): the suite's Dovecot users.
+BENCH_LOAD_CREDS=$(printf '%s\t%s\n' alice "$MA_PW_ALICE" bob "$MA_PW_BOB" carol "$MA_PW_CAROL" \
+	dave@example.org "$MA_PW_DAVE" erin "$MA_PW_ERIN")
+export BENCH_LOAD_CREDS
 
 # In the background, so that an interrupt reaches the traps at once.
 "$PY" "$root/bench/bench.py" "$cmd" &

@@ -37,6 +37,8 @@ FUZZ_FAULT_TARGETS = fuzz_alloc fuzz_session
 FUZZ_OPTS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_OPTS_fuzz_session = -max_len=72000
 FUZZ_OPTS_fuzz_config  = -max_len=16384
+# A whole frame, and a little more than the largest body a header may announce.
+FUZZ_OPTS_fuzz_wire    = -max_len=4200
 
 fuzz: $(addprefix $(FUZZ_BIN)/,$(FUZZ_ALL))
 
@@ -104,7 +106,7 @@ fuzz-clean:
 # Any finding fails.  Not enabled: security.insecureAPI.DeprecatedOrUnsafe-
 # BufferHandling, which flags every memcpy/snprintf for want of C11 Annex K
 # (memcpy_s...), which glibc does not have.
-ANALYZE_SRC    = $(LIB_SRC) pam_mailauth.c mailauth.c
+ANALYZE_SRC    = $(LIB_SRC) pam_mailauth.c mailauth.c mailauthd.c
 ANALYZE_CC    ?= clang
 ANALYZE_FLAGS  = --analyze -Xanalyzer -analyzer-output=text \
                  -Xanalyzer -analyzer-checker=security.FloatLoopCounter,optin.portability.UnixAPI \

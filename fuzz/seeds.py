@@ -3,7 +3,8 @@
 
 Run from the repository root after changing it: python3 fuzz/seeds.py
 Each seed is small and realistic: Dovecot / Postfix / Gmail / Exchange lines,
-the RFC 5802 / RFC 7677 / RFC 2195 examples, the example configuration.
+the RFC 5802 / RFC 7677 / RFC 2195 examples, the example configuration,
+broker frames (lib/wire.h).
 The input formats are described at the top of each fuzz/fuzz_*.c.
 """
 import base64
@@ -293,9 +294,53 @@ def session_seeds():
           crlf(b"235 2.7.0 ok"))
 
 
+def wire_seeds():
+    # One frame each (lib/wire.h): version 1, type, 16-bit body length, then
+    # fields tag, 16-bit length, value.  AUTH 1, ACCOUNT 2, RESULT 0x81.
+    def tlv(tag, value):
+        return bytes([tag]) + len(value).to_bytes(2, "big") + value
+
+    def frame(ftype, *fields, version=1, length=None):
+        body = b"".join(fields)
+        n = len(body) if length is None else length
+        return bytes([version, ftype]) + n.to_bytes(2, "big") + body
+
+    user, pw = tlv(1, b"alice"), tlv(2, b"correct horse battery staple")
+    extra = tlv(3, b"sshd") + tlv(4, b"192.0.2.7") + tlv(5, b"ssh") + tlv(6, b"bob")
+    for name, data in [
+        ("auth", frame(1, user, pw, extra)),
+        ("auth-minimal", frame(1, tlv(1, b"u"), tlv(2, b"p"))),
+        ("auth-reordered", frame(1, tlv(6, b"root"), pw, tlv(4, b"2001:db8::1"), user)),
+        ("auth-bounds", frame(1, tlv(1, b"u" * 255), tlv(2, b"p" * 1024), tlv(3, b"s" * 64),
+                              tlv(4, b"h" * 255), tlv(5, b"t" * 64), tlv(6, b"r" * 255))),
+        ("account", frame(2, user, extra)),
+        ("result-ok", frame(0x81, tlv(16, b"\x00"), tlv(17, b"\x00"), tlv(18, b"primary"),
+                            tlv(19, b"SCRAM-SHA-256-PLUS"), tlv(20, b"TLSv1.3"),
+                            tlv(22, b"alice@example.org"))),
+        ("result-failed", frame(0x81, tlv(16, b"\x01"), tlv(17, b"\x00"), tlv(18, b"primary"),
+                                tlv(21, b"a2 NO [AUTHENTICATIONFAILED] Authentication failed."))),
+        ("result-cache", frame(0x81, tlv(17, b"\x01"), tlv(16, b"\x00"))),
+        ("result-no-source", frame(0x81, tlv(16, b"\x04"))),
+        ("result-throttle", frame(0x81, tlv(16, b"\x01"), tlv(17, b"\x03"),
+                                  tlv(21, b"5 failures of this user in the last 600s"))),
+        # Malformed: repeated field, password in ACCOUNT, NUL, bound + 1,
+        # unknown tag, cut short, a header announcing more than 4096 bytes.
+        ("repeated", frame(1, user, pw, tlv(1, b"root"))),
+        ("account-password", frame(2, user, pw)),
+        ("nul", frame(1, user, tlv(2, b"pass\x00word"))),
+        ("over-bound", frame(1, tlv(1, b"u" * 256), pw)),
+        ("unknown-tag", frame(1, user, pw, tlv(7, b"x"))),
+        ("truncated", frame(1, user, pw)[:-3]),
+        ("huge-header", frame(1, user, pw, length=4097)),
+        ("bad-version", frame(1, user, pw, version=2)),
+        ("bad-code", frame(0x81, tlv(16, b"\x0c"), tlv(17, b"\x00"))),
+    ]:
+        write("fuzz_wire", name, data)
+
+
 def main():
     for target in ("fuzz_base64", "fuzz_imap", "fuzz_smtp", "fuzz_config", "fuzz_scram",
-                   "fuzz_mech", "fuzz_sasl", "fuzz_alloc", "fuzz_session"):
+                   "fuzz_mech", "fuzz_sasl", "fuzz_alloc", "fuzz_session", "fuzz_wire"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
     base64_seeds()
     imap_seeds()
@@ -306,6 +351,7 @@ def main():
     sasl_seeds()
     alloc_seeds()
     session_seeds()
+    wire_seeds()
 
 
 if __name__ == "__main__":

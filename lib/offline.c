@@ -59,6 +59,7 @@ struct entry {
 };
 
 struct ma_offline {
+	bool disabled;                 /* state_dir unsafe or missing: no offline logins */
 	pthread_mutex_t lock;
 	pthread_mutex_t kdf_lock;
 	pthread_cond_t kdf_cond;
@@ -235,12 +236,15 @@ static void load(struct ma_offline *o)
 	struct entry *e = NULL;
 
 	if (stat(o->dir, &st) != 0) {
-		ma_log(o->log, LOG_WARNING, "offline: state_dir %s: %s; offline logins start empty",
+		ma_log(o->log, LOG_WARNING, "offline: state_dir %s: %s: no offline logins",
 		       o->dir, strerror(errno));
+		o->disabled = true;
 		return;
 	}
 	if ((why = unsafe(&st, true)) != NULL) {
-		ma_log(o->log, LOG_ERR, "offline: state_dir %s is %s: not used", o->dir, why);
+		ma_log(o->log, LOG_ERR, "offline: state_dir %s is %s: not used, no offline logins",
+		       o->dir, why);
+		o->disabled = true;
 		return;
 	}
 	int fd = open(o->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -409,7 +413,13 @@ enum ma_err ma_offline_store(struct ma_offline *o, const char *user, const char 
 	unsigned char memo[32];
 	enum ma_err rc = MA_INTERNAL;
 
-	if (strlen(user) >= sizeof(fresh.user) || !memo_of(o, password, memo))
+	/* Fix: an empty user was stored too, as a line with an empty first
+	 * field, which the next load refused, and with it the whole file (every
+	 * verifier lost).  The wire never carries an empty user; the API must
+	 * not depend on it. */
+	if (o->disabled)
+		return MA_CONFIG;
+	if (user[0] == '\0' || strlen(user) >= sizeof(fresh.user) || !memo_of(o, password, memo))
 		return MA_BAD_INPUT;
 	/* The same password as the stored verifier: only the date moves. */
 	pthread_mutex_lock(&o->lock);
@@ -466,6 +476,8 @@ enum ma_err ma_offline_verify(struct ma_offline *o, const char *user, const char
 	unsigned char hash[32];
 	enum ma_err rc = MA_USER_UNKNOWN;
 
+	if (o->disabled)
+		return MA_USER_UNKNOWN;
 	pthread_mutex_lock(&o->lock);
 	struct entry *e = find(o, user);
 	bool usable = e != NULL && e->stored <= now && now - e->stored <= (time_t)ttl;

@@ -46,7 +46,9 @@ enum ma_err ma_offline_open(const char *state_dir, const struct ma_log *log,
 void ma_offline_free(struct ma_offline **o);
 
 /* After an online success: store or refresh USER's verifier.  MA_OK, or an
- * error when it could not be computed or written (logged). */
+ * error when it could not be computed or written (logged); MA_CONFIG when
+ * the state directory was unsafe or missing at open (then the store is
+ * off: nothing is stored, every verify is MA_USER_UNKNOWN). */
 enum ma_err ma_offline_store(struct ma_offline *o, const char *user, const char *password,
                              time_t now);
 

@@ -3,19 +3,19 @@
  * (serve.h).  The order, and why:
  *
  *   1. input and local policy (minimum_uid, routing): as in-process;
- *   2. positive cache: a recent success with this very password;
- *   3. negative cache: a recent rejection of this very password (the
+ *   2. throttle: too many failures of this user or remote host lately;
+ *   3. positive cache: a recent success with this very password;
+ *   4. negative cache: a recent rejection of this very password (the
  *      server is not asked the same wrong question again);
- *   4. throttle: too many failures of this user or remote host lately;
  *   5. the servers, with the mechanism memory and max_connections; a
  *      request identical to one under way (same user and password) waits
  *      for that one's verdict instead of logging in again;
  *   6. offline verifiers, only when every server was unavailable.
  *
- * A cache hit needs no server, so a user who logged in recently is not
- * refused because her remote host is throttled by guesses at other users
- * (4 comes after 2).  Guesses at her own name that reach a server drop her
- * cache entry (a rejection), and then her own throttle applies.
+ * The throttle comes before the caches: while a user or a host is
+ * throttled, the right password gets the answer a guess gets, or a cached
+ * success would tell a throttled guesser, at any rate, which guess is
+ * right.
  */
 #include "serve.h"
 

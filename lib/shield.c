@@ -43,6 +43,7 @@ struct head {
 	char name[256];                /* "" = free */
 	uint32_t next;                 /* bucket chain */
 	time_t used;
+	time_t keep_until;             /* recent failures or a cache entry: evicted last */
 };
 
 struct user_entry {
@@ -134,14 +135,25 @@ static struct head *lookup(struct table *t, size_t esize, const char *name, bool
 		return NULL;
 	uint32_t slot = NONE;
 	if (t->count == t->size) {
-		time_t oldest = 0;
+		/* The least recently used entry that holds nothing current goes
+		 * first: flooding the table with other names must not wipe the
+		 * failures that throttle a guesser (only when every entry holds
+		 * some, the least recently used of all goes). */
+		time_t oldest = 0, oldest_any = 0;
+		uint32_t any = NONE;
 		for (uint32_t i = 0; i < t->size; i++) {
 			struct head *e = at(t, esize, i);
-			if (slot == NONE || e->used < oldest) {
+			if (e->keep_until <= now && (slot == NONE || e->used < oldest)) {
 				slot = i;
 				oldest = e->used;
 			}
+			if (any == NONE || e->used < oldest_any) {
+				any = i;
+				oldest_any = e->used;
+			}
 		}
+		if (slot == NONE)
+			slot = any;
 		unlink_entry(t, esize, slot);
 	} else {
 		for (uint32_t i = 0; i < t->size && slot == NONE; i++)
@@ -185,11 +197,14 @@ static unsigned recent(const struct ma_shield *sh, const struct failures *f, tim
 	return n;
 }
 
-static void add_failure(const struct ma_shield *sh, struct failures *f, time_t now)
+static void add_failure(const struct ma_shield *sh, struct head *h, struct failures *f,
+                        time_t now)
 {
 	if (sh->p.max_failures == 0)
 		return;
 	f->at[f->next++ % sh->p.max_failures] = now;
+	if (h->keep_until < now + (time_t)sh->p.failure_window)
+		h->keep_until = now + (time_t)sh->p.failure_window;
 }
 
 /* ---- the API ---- */
@@ -274,6 +289,23 @@ enum ma_shield_verdict ma_shield_check(struct ma_shield *sh, const char *user,
 		return MA_SHIELD_ASK;
 	pthread_mutex_lock(&sh->lock);
 	struct user_entry *u = user_entry(sh, user, false, now);
+	/* The throttle first: while a user or a host is throttled, every
+	 * password gets the same answer, or a cached one would tell a guesser
+	 * that this guess is right (a cache hit would be an oracle free of
+	 * any limit). */
+	if (sh->p.max_failures > 0) {
+		struct host_entry *h = host_entry(sh, rhost, false, now);
+		unsigned nu = u != NULL ? recent(sh, &u->fail, now) : 0;
+		unsigned nh = h != NULL ? recent(sh, &h->fail, now) : 0;
+		if (nu >= sh->p.max_failures || nh >= sh->p.max_failures) {
+			snprintf(hit->why, sizeof(hit->why), "%u failures of this %s in the last %us "
+			         "(max_failures)", nu >= sh->p.max_failures ? nu : nh,
+			         nu >= sh->p.max_failures ? "user" : "remote host",
+			         sh->p.failure_window);
+			v = MA_SHIELD_THROTTLE;
+			goto out;
+		}
+	}
 	if (u != NULL && sh->p.cache_ttl > 0 && u->pos_until > now &&
 	    CRYPTO_memcmp(u->pos_mac, mac, MAC_LEN) == 0) {
 		snprintf(hit->server, sizeof(hit->server), "%s", u->pos_server);
@@ -290,18 +322,6 @@ enum ma_shield_verdict ma_shield_check(struct ma_shield *sh, const char *user,
 			         "than %us ago (negative_ttl)", sh->p.negative_ttl);
 			v = MA_SHIELD_REJECT;
 			goto out;
-		}
-	}
-	if (sh->p.max_failures > 0) {
-		struct host_entry *h = host_entry(sh, rhost, false, now);
-		unsigned nu = u != NULL ? recent(sh, &u->fail, now) : 0;
-		unsigned nh = h != NULL ? recent(sh, &h->fail, now) : 0;
-		if (nu >= sh->p.max_failures || nh >= sh->p.max_failures) {
-			snprintf(hit->why, sizeof(hit->why), "%u failures of this %s in the last %us "
-			         "(max_failures)", nu >= sh->p.max_failures ? nu : nh,
-			         nu >= sh->p.max_failures ? "user" : "remote host",
-			         sh->p.failure_window);
-			v = MA_SHIELD_THROTTLE;
 		}
 	}
 out:
@@ -321,13 +341,17 @@ static void learn_mechanism(struct user_entry *u, const struct ma_result *res, t
 			m = &u->mem[i];
 	if (m == NULL)
 		m = &u->mem[0];
+	bool was_plain_first = strcmp(m->server, res->server) == 0 && m->until > now &&
+	                       m->plain_first;
 	snprintf(m->server, sizeof(m->server), "%s", res->server);
 	m->until = now + MA_SHIELD_MEMORY_TTL;
 	/* SCRAM worked: its rejection is a verdict on the password.  PLAIN
 	 * worked only after SCRAM was refused: the account's stored hash
-	 * cannot do SCRAM, so PLAIN goes first next time. */
+	 * cannot do SCRAM, so PLAIN goes first next time, and stays first
+	 * while it keeps working (it then succeeds without a fallback). */
+	bool plain = strcmp(res->mechanism, "PLAIN") == 0;
 	m->scram_proven = strncmp(res->mechanism, "SCRAM-", 6) == 0;
-	m->plain_first = res->fell_back && strcmp(res->mechanism, "PLAIN") == 0;
+	m->plain_first = plain && (res->fell_back || was_plain_first);
 }
 
 void ma_shield_record(struct ma_shield *sh, const char *user, const char *password,
@@ -347,6 +371,8 @@ void ma_shield_record(struct ma_shield *sh, const char *user, const char *passwo
 		if (sh->p.cache_ttl > 0) {
 			memcpy(u->pos_mac, mac, MAC_LEN);
 			u->pos_until = now + (time_t)sh->p.cache_ttl;
+			if (u->h.keep_until < u->pos_until)
+				u->h.keep_until = u->pos_until;
 			snprintf(u->pos_server, sizeof(u->pos_server), "%s", res->server);
 			snprintf(u->pos_mech, sizeof(u->pos_mech), "%s", res->mechanism);
 			snprintf(u->pos_tls, sizeof(u->pos_tls), "%s", res->tls_version);
@@ -367,10 +393,10 @@ void ma_shield_record(struct ma_shield *sh, const char *user, const char *passwo
 		memcpy(u->neg_mac[i], mac, MAC_LEN);
 		u->neg_until[i] = now + (time_t)sh->p.negative_ttl;
 	}
-	add_failure(sh, &u->fail, now);
+	add_failure(sh, &u->h, &u->fail, now);
 	struct host_entry *h = host_entry(sh, rhost, true, now);
 	if (h != NULL)
-		add_failure(sh, &h->fail, now);
+		add_failure(sh, &h->h, &h->fail, now);
 out:
 	pthread_mutex_unlock(&sh->lock);
 	ma_wipe(mac, sizeof(mac));
@@ -382,10 +408,10 @@ void ma_shield_count_failure(struct ma_shield *sh, const char *user, const char 
 	pthread_mutex_lock(&sh->lock);
 	struct user_entry *u = user_entry(sh, user, true, now);
 	if (u != NULL)
-		add_failure(sh, &u->fail, now);
+		add_failure(sh, &u->h, &u->fail, now);
 	struct host_entry *h = host_entry(sh, rhost, true, now);
 	if (h != NULL)
-		add_failure(sh, &h->fail, now);
+		add_failure(sh, &h->h, &h->fail, now);
 	pthread_mutex_unlock(&sh->lock);
 }
 

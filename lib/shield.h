@@ -56,9 +56,14 @@ struct ma_shield_hit {
 
 /*
  * Before any network: what is known of USER with PASSWORD from RHOST (may
- * be NULL or "")?  Order: positive cache, negative cache, throttle.  A
- * throttled attempt is not counted, so the throttle of a user ends at most
- * failure_window seconds after the last failure that reached a server.
+ * be NULL or "")?  Order: throttle, positive cache, negative cache.  The
+ * throttle comes first so that a throttled guesser learns nothing, not even
+ * from a cached success.  A throttled attempt is not counted, so the
+ * throttle of a user ends at most failure_window seconds after the last
+ * counted failure (a rejection by a server, or an offline verifier that
+ * did not match).  A full table gives up first the least recently used
+ * entry without recent failures or a cache entry, so that flooding it with
+ * other names does not wipe a guesser's failures.
  */
 enum ma_shield_verdict ma_shield_check(struct ma_shield *sh, const char *user,
                                        const char *password, const char *rhost, time_t now,

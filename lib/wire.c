@@ -216,9 +216,9 @@ int ma_wire_parse_request(enum ma_wire_type type, const unsigned char *body, siz
                           struct ma_wire_request *out, const char **why)
 {
 	bool seen[TAG_MAX] = { false };
-	static const char *unused;
+	const char *why_unread; /* a local: a shared static would be a data race */
 	if (why == NULL)
-		why = &unused;
+		why = &why_unread;
 	memset(out, 0, sizeof(*out));
 	out->type = type;
 	*why = "malformed request";
@@ -252,9 +252,9 @@ int ma_wire_parse_response(const unsigned char *body, size_t len,
 {
 	bool seen[TAG_MAX] = { false };
 	int err = -1, src = 0;
-	static const char *unused;
+	const char *why_unread; /* a local: a shared static would be a data race */
 	if (why == NULL)
-		why = &unused;
+		why = &why_unread;
 	memset(out, 0, sizeof(*out));
 	out->err = MA_INTERNAL;
 	if (len > MA_WIRE_MAX_BODY) {
@@ -268,7 +268,7 @@ int ma_wire_parse_response(const unsigned char *body, size_t len,
 		*why = "no valid result code";
 		goto bad;
 	}
-	if (src < 0 || src >= MA_SOURCE_COUNT) {
+	if (!seen[TAG_SOURCE] || src < 0 || src >= MA_SOURCE_COUNT) {
 		*why = "unknown source";
 		goto bad;
 	}
