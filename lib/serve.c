@@ -305,6 +305,35 @@ static long ms_since(const struct timespec *t0)
 	return ma_elapsed_ms(t0);
 }
 
+/*
+ * Fill RESP from what the shield knows; false when it knows nothing and the
+ * servers must be asked.
+ */
+static bool answer_from_shield(enum ma_shield_verdict v, const struct ma_shield_hit *hit,
+                               struct ma_wire_response *resp, enum ma_err *err,
+                               const char **result)
+{
+	switch (v) {
+	case MA_SHIELD_ACCEPT:
+		*err = MA_OK;
+		fill(resp, *err, MA_SOURCE_CACHE, hit->server, hit->mechanism, hit->tls_version,
+		     hit->why);
+		return true;
+	case MA_SHIELD_REJECT:
+		*err = MA_AUTH_FAILED;
+		fill(resp, *err, MA_SOURCE_NEGATIVE, NULL, NULL, NULL, hit->why);
+		return true;
+	case MA_SHIELD_THROTTLE:
+		*err = MA_AUTH_FAILED;
+		*result = "throttled";
+		fill(resp, *err, MA_SOURCE_THROTTLE, NULL, NULL, NULL, hit->why);
+		return true;
+	case MA_SHIELD_ASK:
+		break;
+	}
+	return false;
+}
+
 void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
                       const struct ma_log *log, struct ma_wire_response *resp, bool *remember)
 {
@@ -335,23 +364,9 @@ void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
 	}
 
 	struct ma_shield_hit hit;
-	switch (ma_shield_check(sv->shield, req->user, req->password, req->rhost, now, &hit)) {
-	case MA_SHIELD_ACCEPT:
-		err = MA_OK;
-		fill(resp, err, MA_SOURCE_CACHE, hit.server, hit.mechanism, hit.tls_version, hit.why);
+	if (answer_from_shield(ma_shield_check(sv->shield, req->user, req->password, req->rhost,
+	                                       now, &hit), &hit, resp, &err, &result))
 		goto log;
-	case MA_SHIELD_REJECT:
-		err = MA_AUTH_FAILED;
-		fill(resp, err, MA_SOURCE_NEGATIVE, NULL, NULL, NULL, hit.why);
-		goto log;
-	case MA_SHIELD_THROTTLE:
-		err = MA_AUTH_FAILED;
-		result = "throttled";
-		fill(resp, err, MA_SOURCE_THROTTLE, NULL, NULL, NULL, hit.why);
-		goto log;
-	case MA_SHIELD_ASK:
-		break;
-	}
 
 	unsigned char key[32];
 	struct flight *mine = NULL;
@@ -359,6 +374,23 @@ void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
 	if (ma_shield_mac(sv->shield, req->user, req->password, key))
 		shared = flight_join(sv->flights, key, (int)cfg->timeout_ms + 2000, &mine, &err, &res);
 	ma_wipe(key, sizeof(key));
+	if (!shared && mine != NULL &&
+	    answer_from_shield(ma_shield_check(sv->shield, req->user, req->password, req->rhost,
+	                                       now, &hit), &hit, resp, &err, &result)) {
+		/* Between the first look at the shield and flight_join, the login
+		 * that was under way for this password recorded its verdict and
+		 * landed: asking the servers again would cost them a second login
+		 * (ma_shield_record runs before flight_land, so this second look
+		 * sees it).  Hand the shield's answer to anyone who joined us. */
+		memset(&res, 0, sizeof(res));
+		res.server_index = -1;
+		snprintf(res.server, sizeof(res.server), "%s", resp->server);
+		snprintf(res.mechanism, sizeof(res.mechanism), "%s", resp->mechanism);
+		snprintf(res.tls_version, sizeof(res.tls_version), "%s", resp->tls_version);
+		snprintf(res.detail, sizeof(res.detail), "%s", resp->detail);
+		flight_land(sv->flights, mine, err, &res);
+		goto log;
+	}
 	if (!shared) {
 		struct call c = { .sv = sv, .user = req->user, .now = now };
 		struct ma_auth_opts opts = {
