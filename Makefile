@@ -43,7 +43,8 @@ LIB_HDR  = $(wildcard lib/*.h)
 
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:.c=)
-TEST_HELPERS = tests/harness/pam_settok.so tests/harness/pamlogin tests/harness/heapscan.so
+TEST_HELPERS = tests/harness/pam_settok.so tests/harness/pamlogin tests/harness/heapscan.so \
+               tests/harness/logshim.so
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check)
 

@@ -91,6 +91,14 @@ static void print_server(const struct ma_server *s)
 	       s->ca_path ? s->ca_path : "(system)", s->n_pins);
 	printf("  max_connections = %u%s\n  forward_client_ip = %s\n", s->max_connections,
 	       s->max_connections == 0 ? " (no limit)" : "", s->forward_client_ip ? "yes" : "no");
+	static const char *const cb_effect[] = {
+		[MA_CB_AUTO] = " (tls-exporter on TLS 1.3, tls-unique on TLS 1.2)",
+		[MA_CB_TLS_EXPORTER] = " (TLS 1.3; TLS 1.2 with extended master secret)",
+		[MA_CB_TLS_UNIQUE] = " (TLS 1.3 and 1.2, as Cyrus SASL binds)",
+		[MA_CB_NONE] = " (no -PLUS mechanisms)",
+	};
+	printf("  channel_binding = %s%s\n", ma_cb_mode_name(s->channel_binding),
+	       s->tls == MA_TLS_NONE ? " (tls = none)" : cb_effect[s->channel_binding]);
 	printf("  mechanisms =");
 	for (int m = 0; m < MA_MECH_COUNT; m++)
 		if (s->mechanisms & MA_MECH_BIT(m))

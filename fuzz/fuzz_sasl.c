@@ -18,8 +18,9 @@
  * closed (MA_UNAVAILABLE).
  *
  * Invariants: only mechanisms both sides allow are started (-PLUS only
- * with channel binding), in SPEC 3 order, PLAIN at most once more as the
- * fallback; responses are canonical base64 or "*", nothing is sent after
+ * with channel binding), in SPEC 3 order (the unbound retry of a refused
+ * -PLUS, the same-hash SCRAM with GS2 flag "n", keeps that order), PLAIN
+ * at most once more as the fallback; responses are canonical base64 or "*", nothing is sent after
  * "*" in one exchange; success needs the server's success as the last
  * reply, no adapter failure, a mechanism that ran to its end (a SCRAM
  * success needs the right server signature, which only the fixed-nonce

@@ -144,8 +144,9 @@ server primary {
   pin = {\"""" + pin0 + b"""\", \"""" + pin1 + b"""\"}
   mechanisms = {"scram-sha-256", PLAIN, CRAM-MD5}
   domains = {"example.net"}
+  channel_binding = tls-unique
 }
-server second { host = "127.0.0.1" }
+server second { host = "127.0.0.1" channel_binding = none }
 """)
     write("fuzz_config", "tests-real", b"""timeout = 5
 ca_file = "/tmp/certs/ca.pem"
@@ -215,6 +216,13 @@ def sasl_seeds():
           lines(b"C" + b64(SHA256_SFIRST), b"C" + b64(b"e=invalid-proof"), b"R"))
     write("fuzz_sasl", "broken", hdr(PLAIN | LOGIN, DEFAULT, 3, 2) + b"S")
     write("fuzz_sasl", "bad-b64", hdr(LOGIN, DEFAULT, 3) + b"Cnot base64!")
+    # The unbound retry: -PLUS refused with a bare rejection, the same-hash SCRAM without
+    # -PLUS ("n"), then PLAIN as the fallback; without the fallback; -PLUS unsupported.
+    write("fuzz_sasl", "plus-unbound-retry", hdr(S256P | S256 | PLAIN, DEFAULT, 7) +
+          lines(b"R", b"R", b"S"))
+    write("fuzz_sasl", "plus-unbound-nofallback", hdr(S1P | S1 | PLAIN, DEFAULT, 6) +
+          lines(b"R", b"R"))
+    write("fuzz_sasl", "plus-unsupported", hdr(S256P | S256, DEFAULT, 6) + lines(b"U", b"R"))
 
 
 def alloc_seeds():

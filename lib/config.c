@@ -48,10 +48,13 @@ static const char *const mech_names[MA_MECH_COUNT] = {
 /* In the order of enum ma_protocol and enum ma_tls_mode. */
 static const char *const protocols[] = { "imap", "smtp" };
 static const char *const tls_modes[] = { "implicit", "starttls", "none" };
+/* In the order of enum ma_cb_mode. */
+static const char *const cb_modes[] = { "auto", "tls-exporter", "tls-unique", "none" };
 
 /* Server options, in schema order: the index of an option in a section. */
 enum { S_PROTOCOL, S_HOST, S_PORT, S_TLS, S_VERIFY_NAME, S_CA_FILE, S_CA_PATH,
-       S_PIN, S_MECHANISMS, S_DOMAINS, S_MAX_CONNECTIONS, S_FORWARD_CLIENT_IP, S_COUNT };
+       S_PIN, S_MECHANISMS, S_DOMAINS, S_MAX_CONNECTIONS, S_FORWARD_CLIENT_IP,
+       S_CHANNEL_BINDING, S_COUNT };
 
 struct parse_ctx {
 	const char *name;             /* file name for messages */
@@ -118,6 +121,11 @@ static int word_index(const char *v, const char *const *words, int n)
 		if (eq_nocase(v, words[i]))
 			return i;
 	return -1;
+}
+
+const char *ma_cb_mode_name(enum ma_cb_mode m)
+{
+	return (unsigned)m < sizeof(cb_modes) / sizeof(cb_modes[0]) ? cb_modes[m] : NULL;
 }
 
 const char *ma_mech_name(enum ma_mech m)
@@ -405,6 +413,9 @@ static const char *check_str(const char *name, const char *v)
 		return word_index(v, protocols, 2) >= 0 ? NULL : "must be imap or smtp";
 	if (strcmp(name, "tls") == 0)
 		return word_index(v, tls_modes, 3) >= 0 ? NULL : "must be implicit, starttls or none";
+	if (strcmp(name, "channel_binding") == 0)
+		return word_index(v, cb_modes, 4) >= 0 ? NULL
+		       : "must be auto, tls-exporter, tls-unique or none";
 	if (strcmp(name, "host") == 0)
 		return check_host(v);
 	if (strcmp(name, "verify_name") == 0)
@@ -602,6 +613,7 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 	const char *host = getstr(sec, "host"), *verify = getstr(sec, "verify_name");
 	int proto = word_index(getstr(sec, "protocol"), protocols, 2);
 	int tls = word_index(getstr(sec, "tls"), tls_modes, 3);
+	int cb = word_index(getstr(sec, "channel_binding"), cb_modes, 4);
 	unsigned n_mech = cfg_size(sec, "mechanisms"), n_pins = cfg_size(sec, "pin");
 	long port = cfg_getint(sec, "port");
 
@@ -615,7 +627,7 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 		cfail(c, sline, "server %s: host is required", title);
 		goto out;
 	}
-	if (proto < 0 || tls < 0 || n_pins > MA_MAX_PINS) {  /* refused while reading */
+	if (proto < 0 || tls < 0 || cb < 0 || n_pins > MA_MAX_PINS) {  /* refused while reading */
 		cfail(c, sline, "server %s: internal error", title);
 		goto out;
 	}
@@ -630,6 +642,18 @@ static enum ma_err get_server(struct parse_ctx *c, cfg_t *root, cfg_t *sec, size
 		cfail(c, opt_line(lines, S_PIN, sline), "server %s: pin needs TLS, but tls = none", title);
 		goto out;
 	}
+	/* A binding type names a TLS session; without TLS there is none to
+	 * bind to, and asking for one is a contradiction worth a message.
+	 * auto and none mean "no binding" there. */
+	s->channel_binding = (enum ma_cb_mode)cb;
+	if (s->tls == MA_TLS_NONE && (s->channel_binding == MA_CB_TLS_EXPORTER ||
+	                              s->channel_binding == MA_CB_TLS_UNIQUE)) {
+		cfail(c, opt_line(lines, S_CHANNEL_BINDING, sline), "server %s: channel_binding = "
+		      "%s needs TLS, but tls = none", title, cb_modes[cb]);
+		goto out;
+	}
+	if (s->tls == MA_TLS_NONE)
+		s->channel_binding = MA_CB_NONE;
 	/* Empty list: SPEC section 3's default.  IMAP-LOGIN is the IMAP LOGIN
 	 * command, meaningless for SMTP: dropped from the default, refused when
 	 * listed. */
@@ -752,6 +776,7 @@ static enum ma_err run_confuse(struct parse_ctx *c, const char *buf, struct ma_c
 		OPT_STR("ca_file", ""), OPT_STR("ca_path", ""),
 		OPT_LIST("pin"), OPT_LIST("mechanisms"), OPT_LIST("domains"),
 		OPT_INT("max_connections", 8), OPT_BOOL("forward_client_ip", cfg_false),
+		OPT_STR("channel_binding", "auto"),
 		CFG_END()
 	};
 	cfg_opt_t opts[] = {

@@ -42,6 +42,17 @@ enum ma_mech {
 /* Default `mechanisms`: everything but CRAM-MD5. */
 #define MA_MECH_DEFAULT_SET (((1u << MA_MECH_COUNT) - 1u) & ~MA_MECH_BIT(MA_MECH_CRAM_MD5))
 
+/*
+ * `channel_binding` of a server (SCRAM -PLUS).  AUTO: tls-exporter on
+ * TLS 1.3 (RFC 9266), tls-unique on TLS 1.2 with the extended master
+ * secret (RFC 5929, RFC 7627).  TLS_UNIQUE: tls-unique on TLS 1.3 too, as
+ * Cyrus SASL binds.  TLS_EXPORTER: tls-exporter only.  NONE: never -PLUS.
+ */
+enum ma_cb_mode { MA_CB_AUTO, MA_CB_TLS_EXPORTER, MA_CB_TLS_UNIQUE, MA_CB_NONE };
+
+/* "auto", "tls-exporter", "tls-unique", "none"; NULL when out of range. */
+const char *ma_cb_mode_name(enum ma_cb_mode m);
+
 /* "SCRAM-SHA-256" etc.; NULL for an out-of-range value. */
 const char *ma_mech_name(enum ma_mech m);
 /* Case-insensitive exact lookup; returns -1 when unknown. */
@@ -65,6 +76,7 @@ struct ma_server {
 	/* The broker's (SPEC 10); the module in-process ignores them. */
 	unsigned max_connections;   /* at once to this server; 0 = no limit */
 	bool forward_client_ip;     /* IMAP ID x-originating-ip / SMTP XCLIENT ADDR */
+	enum ma_cb_mode channel_binding;   /* MA_CB_NONE when tls = none */
 };
 
 struct ma_config {

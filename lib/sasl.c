@@ -246,6 +246,7 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 	bool fallback = policy->fallback;
 	size_t n = ma_sasl_candidates(server_mechs, allowed, c->cb_type != NULL, cand);
 	policy->fell_back = false;
+	policy->unbound_retry = false;
 	/* The broker's mechanism memory: a mechanism that is known to work for
 	 * this user goes first (PLAIN for an account whose stored hash cannot
 	 * do SCRAM), the others keep their order behind it. */
@@ -270,12 +271,46 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 	for (size_t i = 0; i < n; i++) {
 		enum ma_sasl_reply last;
 		bool proved = false;
-		*used = cand[i];
-		rc = exchange(proto, mech_table[cand[i]], is_plus(cand[i]) ? c : &unbound,
-		              log, &last, &proved);
-		ma_debug(log, "mechanism %s: %s", mech_table[cand[i]]->name, ma_err_name(rc));
+		enum ma_mech m = cand[i];
+		*used = m;
+		rc = exchange(proto, mech_table[m], is_plus(m) ? c : &unbound, log, &last, &proved);
+		ma_debug(log, "mechanism %s: %s", mech_table[m]->name, ma_err_name(rc));
 		if (rc == MA_NO_MECH)
 			continue;     /* unsupported, or unusable for these credentials */
+		/* The unbound retry: a -PLUS attempt refused with a bare NO / 535
+		 * (the server's verdict, not an e= server-error inside SCRAM, and no
+		 * valid server signature) is retried once with the same-hash SCRAM
+		 * without -PLUS, before PLAIN is considered, so that the password
+		 * itself never goes to a server that can do SCRAM.  That is what a
+		 * server that binds another way refuses with: Cyrus SASL binds
+		 * tls-unique even on TLS 1.3 and answers p=tls-exporter with a plain
+		 * NO.  It is not the one mechanism_fallback (still available after
+		 * it), and mechanism_fallback = no does not turn it off.
+		 * GS2 flag "n", not "y": RFC 5802 section 6 wants "y" when the
+		 * client could bind but the server did not advertise -PLUS; this
+		 * server did, and "y" would make it fail the login as a downgrade.
+		 * "n" is no downgrade risk here: it follows the server's own
+		 * refusal over a TLS session whose certificate we verified, so a
+		 * man in the middle, who cannot terminate that session, cannot have
+		 * caused it; and a stripped -PLUS advertisement (the attack "y"
+		 * detects) would have left us never trying -PLUS at all. */
+		if (rc == MA_AUTH_FAILED && is_plus(m) && last == MA_REPLY_REJECTED && !proved &&
+		    policy->first != (int)m) {
+			enum ma_mech bare = m == MA_MECH_SCRAM_SHA_256_PLUS ? MA_MECH_SCRAM_SHA_256
+			                                                     : MA_MECH_SCRAM_SHA_1;
+			if (server_mechs & allowed & MA_MECH_BIT(bare)) {
+				ma_log(log, LOG_INFO, "%s (%s) refused without a SCRAM error; retrying "
+				       "once with %s without channel binding", mech_table[m]->name,
+				       c->cb_type, mech_table[bare]->name);
+				policy->unbound_retry = true;
+				m = bare;
+				*used = m;
+				rc = exchange(proto, mech_table[m], &unbound, log, &last, &proved);
+				ma_debug(log, "mechanism %s: %s", mech_table[m]->name, ma_err_name(rc));
+				if (rc == MA_NO_MECH)
+					rc = MA_AUTH_FAILED;   /* -PLUS was refused all the same */
+			}
+		}
 		/* SPEC 3: a SCRAM/CRAM rejection may come from a server whose
 		 * stored hash cannot do SCRAM; retry once with PLAIN, same session.
 		 * Not when SCRAM ran to its end: a server that proved it knows the
@@ -283,11 +318,11 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 		 * credentials, and sending the password itself changes nothing. */
 		if (rc == MA_AUTH_FAILED && proved) {
 			ma_log(log, LOG_INFO, "%s rejected by a server that proved it knows the "
-			       "password; no PLAIN fallback", mech_table[cand[i]]->name);
-		} else if (rc == MA_AUTH_FAILED && fallback && may_fall_back(cand[i]) &&
+			       "password; no PLAIN fallback", mech_table[m]->name);
+		} else if (rc == MA_AUTH_FAILED && fallback && may_fall_back(m) &&
 		           (server_mechs & allowed & MA_MECH_BIT(MA_MECH_PLAIN))) {
 			ma_log(log, LOG_INFO, "%s rejected; falling back to PLAIN once",
-			       mech_table[cand[i]]->name);
+			       mech_table[m]->name);
 			*used = MA_MECH_PLAIN;
 			policy->fell_back = true;
 			rc = ma_sasl_exchange(proto, &ma_mech_plain, &unbound, log, &last);

@@ -101,7 +101,9 @@ size_t ma_sasl_candidates(unsigned server_mechs, unsigned allowed, bool have_cb,
 /*
  * The selection policy in one place (SPEC 3): try the candidates in order;
  * an unsupported answer moves to the next; a temporary failure stops; a
- * SCRAM or CRAM rejection retries once with PLAIN when FALLBACK is set and
+ * -PLUS attempt refused with a bare rejection is retried once with the
+ * same-hash SCRAM without -PLUS (see struct ma_sasl_policy); a SCRAM or
+ * CRAM rejection retries once with PLAIN when FALLBACK is set and
  * the server offers PLAIN; any other rejection ends.  Returns MA_OK,
  * MA_AUTH_FAILED, MA_UNAVAILABLE (tempfail), MA_NO_MECH (nothing usable)
  * or a transport/protocol error.  *used names the last mechanism tried.
@@ -114,12 +116,19 @@ enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
 /* The same with the whole policy in one place: ALLOWED and FALLBACK as
  * above; FIRST (an enum ma_mech, or -1) is tried before the others when the
  * server offers it and ALLOWED has it; FELL_BACK is set when a SCRAM or
- * CRAM rejection was followed by the one PLAIN retry. */
+ * CRAM rejection was followed by the one PLAIN retry.
+ * UNBOUND_RETRY is set when a -PLUS attempt refused with a bare rejection
+ * (no SCRAM e=, no valid server signature) was retried once with the
+ * same-hash SCRAM without channel binding.  That retry happens whatever
+ * FALLBACK says and is not the PLAIN fallback, which may still follow it;
+ * it is skipped when FIRST is that -PLUS mechanism (it worked for this user
+ * before, so its rejection judges the password). */
 struct ma_sasl_policy {
 	unsigned allowed;
 	bool fallback;
 	int first;
 	bool fell_back;          /* out */
+	bool unbound_retry;      /* out */
 };
 
 enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,

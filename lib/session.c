@@ -81,7 +81,10 @@ bool ma_session_channel_binding(struct ma_session *s, struct ma_sasl_creds *c,
 	c->cb_type = NULL;
 	c->cb_data = NULL;
 	c->cb_len = 0;
-	if (tls == NULL || ma_tls_channel_binding(tls, &c->cb_type, buf, buflen, &c->cb_len) != MA_OK) {
+	/* channel_binding = none: no -PLUS, and non-PLUS SCRAM says "n"
+	 * (cb_type NULL), never "y" (RFC 5802 section 6). */
+	if (tls == NULL || ma_tls_channel_binding(tls, s->srv->channel_binding, &c->cb_type, buf,
+	                                          buflen, &c->cb_len) != MA_OK) {
 		c->cb_type = NULL;
 		return false;
 	}

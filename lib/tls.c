@@ -906,28 +906,32 @@ const char *ma_tls_cipher(const struct ma_tls *t)
 	return SSL_get_cipher_name(t->ssl);
 }
 
-enum ma_err ma_tls_channel_binding(struct ma_tls *t, const char **type,
-                                   unsigned char *buf, size_t buflen, size_t *outlen)
+/* RFC 9266 section 2: 32 bytes of the exporter with label
+ * "EXPORTER-Channel-Binding" and no context. */
+static enum ma_err cb_exporter(struct ma_tls *t, const char **type, unsigned char *buf,
+                               size_t buflen, size_t *outlen)
 {
-	*type = NULL;
-	*outlen = 0;
-	if (SSL_version(t->ssl) >= TLS1_3_VERSION) {
-		/* RFC 9266 section 2: 32 bytes of the exporter with label
-		 * "EXPORTER-Channel-Binding" and no context. */
-		if (buflen < 32 ||
-		    SSL_export_keying_material(t->ssl, buf, 32, "EXPORTER-Channel-Binding",
-		                               24, NULL, 0, 0) != 1)
-			return MA_TLS;
-		*type = "tls-exporter";
-		*outlen = 32;
-		return MA_OK;
-	}
-	/* RFC 5929 section 3.1: the first Finished message of the most recent
-	 * handshake: ours on a full handshake, the server's on resumption.
-	 * Only offered with the extended master secret (RFC 7627), without which
-	 * tls-unique is open to the triple-handshake attack. */
-	if (SSL_get_extms_support(t->ssl) != 1)
+	if (buflen < 32 ||
+	    SSL_export_keying_material(t->ssl, buf, 32, "EXPORTER-Channel-Binding",
+	                               24, NULL, 0, 0) != 1)
 		return MA_TLS;
+	*type = "tls-exporter";
+	*outlen = 32;
+	return MA_OK;
+}
+
+/* RFC 5929 section 3.1: "the first TLS Finished message sent (note: the
+ * Finished struct, not the TLSPlaintext record it is enclosed in) in the
+ * most recent TLS handshake": ours on a full handshake, the server's on
+ * resumption.  On TLS 1.3 the server's Finished comes first in every
+ * handshake, and tls-unique is not defined there (RFC 8446 appendix C.5,
+ * RFC 9266 section 1); but Cyrus SASL (and every OpenSSL server that asks
+ * SSL_get_finished / SSL_get_peer_finished the TLS 1.2 way) binds exactly
+ * this on TLS 1.3, so the same choice is what interoperates.  It is still unique to the
+ * connection: a TLS 1.3 Finished is a MAC over the whole transcript. */
+static enum ma_err cb_unique(struct ma_tls *t, const char **type, unsigned char *buf,
+                             size_t buflen, size_t *outlen)
+{
 	size_t n = SSL_session_reused(t->ssl)
 		? SSL_get_peer_finished(t->ssl, buf, buflen)
 		: SSL_get_finished(t->ssl, buf, buflen);
@@ -936,6 +940,25 @@ enum ma_err ma_tls_channel_binding(struct ma_tls *t, const char **type,
 	*type = "tls-unique";
 	*outlen = n;
 	return MA_OK;
+}
+
+enum ma_err ma_tls_channel_binding(struct ma_tls *t, enum ma_cb_mode mode, const char **type,
+                                   unsigned char *buf, size_t buflen, size_t *outlen)
+{
+	*type = NULL;
+	*outlen = 0;
+	if (mode == MA_CB_NONE)
+		return MA_TLS;
+	if (SSL_version(t->ssl) >= TLS1_3_VERSION)
+		return mode == MA_CB_TLS_UNIQUE ? cb_unique(t, type, buf, buflen, outlen)
+		                                : cb_exporter(t, type, buf, buflen, outlen);
+	/* TLS 1.2: both types only with the extended master secret (RFC 7627):
+	 * without it tls-unique is open to the triple-handshake attack, and
+	 * RFC 9266 section 4.2 allows tls-exporter on TLS 1.2 only with it. */
+	if (SSL_get_extms_support(t->ssl) != 1)
+		return MA_TLS;
+	return mode == MA_CB_TLS_EXPORTER ? cb_exporter(t, type, buf, buflen, outlen)
+	                                  : cb_unique(t, type, buf, buflen, outlen);
 }
 
 void ma_tls_describe_peer(const struct ma_tls *t, char *buf, size_t len)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "deadline.h"
 #include "libmailauth.h"
 
@@ -64,11 +65,15 @@ const char *ma_tls_version(const struct ma_tls *t);
 const char *ma_tls_cipher(const struct ma_tls *t);
 
 /*
- * Channel binding data for SCRAM -PLUS: "tls-exporter" (RFC 9266) on
- * TLS 1.3, "tls-unique" (RFC 5929) on TLS 1.2.  Copies at most BUFLEN bytes
- * into BUF.  Returns MA_OK and sets *type and *outlen, or MA_TLS.
+ * Channel binding data for SCRAM -PLUS as MODE asks (enum ma_cb_mode):
+ * MA_CB_AUTO: "tls-exporter" (RFC 9266) on TLS 1.3, "tls-unique" (RFC 5929)
+ * on TLS 1.2; MA_CB_TLS_UNIQUE: "tls-unique" on TLS 1.3 too (Cyrus SASL);
+ * MA_CB_TLS_EXPORTER: "tls-exporter" only.  On TLS 1.2 either needs the
+ * extended master secret.  Copies at most BUFLEN bytes into BUF.  Returns
+ * MA_OK and sets *type (static) and *outlen, or MA_TLS (no binding: MA_CB_NONE,
+ * or the session cannot provide the one asked for).
  */
-enum ma_err ma_tls_channel_binding(struct ma_tls *t, const char **type,
+enum ma_err ma_tls_channel_binding(struct ma_tls *t, enum ma_cb_mode mode, const char **type,
                                    unsigned char *buf, size_t buflen,
                                    size_t *outlen);
 

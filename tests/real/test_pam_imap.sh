@@ -117,4 +117,27 @@ else
 	ok "debug: the module logs, without the password or the PLAIN payload"
 fi
 
+# channel_binding: Dovecot 2.3 advertises no -PLUS, so every setting ends in SCRAM-SHA-256
+# (GS2 flag "y" with a binding type, "n" with none, both accepted by Dovecot) and never
+# in a failed attempt.  The real -PLUS peer is Cyrus: tests/real/test_cyrus.sh.
+for cb in tls-unique tls-exporter none; do
+	ma_write_config "$work/cb-$cb.conf" <<EOF
+timeout = 5
+ca_file = "$MA_CERTS/ca.pem"
+server dovecot {
+  protocol = imap
+  host = "127.0.0.1"
+  port = $MA_TEST_IMAPS_PORT
+  tls = implicit
+  channel_binding = $cb
+}
+EOF
+	ma_pam_service "imap-cb-$cb" "$work/cb-$cb.conf"
+	log_mark "$log"
+	expect_pam "imap-cb-$cb" erin "$MA_PW_ERIN" "$MA_PAM_SUCCESS" "channel_binding = $cb: erin logs in"
+	expect_log "$log" 'Login: user=<erin>, method=SCRAM-SHA-256, ' \
+		"channel_binding = $cb: Dovecot logged erin in with SCRAM-SHA-256"
+	expect_no_log "$log" 'auth failed' "channel_binding = $cb: no failed attempt at Dovecot"
+done
+
 ma_done

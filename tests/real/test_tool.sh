@@ -50,6 +50,17 @@ expect_out() { # expect_out DESC REGEX (in $out)
 expect_exit "check: valid configuration" 0 "$MA_TOOL" check -c "$conf"
 expect_out "check: prints the servers with effective ports" "port = $MA_TEST_IMAP_STARTTLS_PORT"
 expect_out "check: default mechanisms without CRAM-MD5" "mechanisms = SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN IMAP-LOGIN$"
+expect_out "check: the effective channel_binding (default auto)" \
+	"^  channel_binding = auto \\(tls-exporter on TLS 1.3, tls-unique on TLS 1.2\\)$"
+cbconf=$dir/cb.conf
+ma_write_config "$cbconf" <<EOF
+ca_file = "$MA_CERTS/ca.pem"
+server cyrus { host = "127.0.0.1" port = $MA_TEST_IMAPS_PORT channel_binding = tls-unique }
+server plain { host = "127.0.0.1" port = $MA_TEST_IMAP_STARTTLS_PORT tls = none }
+EOF
+expect_exit "check: channel_binding per server" 0 "$MA_TOOL" check -c "$cbconf"
+expect_out "check: channel_binding = tls-unique is printed" "^  channel_binding = tls-unique \\("
+expect_out "check: tls = none has no channel binding" "^  channel_binding = none \\(tls = none\\)$"
 
 expect_out "check: helo_name default" "^helo_name = \\(this host's name\\)$"
 expect_exit "check: routed configuration" 0 "$MA_TOOL" check -c "$routed"

@@ -113,6 +113,7 @@ START_TEST(defaults)
 	ck_assert_uint_eq(s->mechanisms, MA_MECH_DEFAULT_SET);
 	ck_assert_uint_eq(s->n_domains, 0);
 	ck_assert_uint_eq(s->config_line, 1);
+	ck_assert_int_eq(s->channel_binding, MA_CB_AUTO);
 	ma_config_free(&cfg);
 	ck_assert_ptr_null(cfg);
 	ma_config_free(&cfg);
@@ -420,6 +421,52 @@ START_TEST(tls_none_loopback_only)
 	server_err("  host = x\n  tls = ssl", 3, "tls = \"ssl\": must be implicit, starttls or none");
 	server_err("  host = \"127.0.0.1\"\n  tls = none\n  pin = \"" PIN0 "\"", 4,
 	           "pin needs TLS");
+}
+END_TEST
+
+/* channel_binding (SCRAM -PLUS): auto by default, four words, a bad one
+ * named with its line, a binding type refused without TLS. */
+START_TEST(channel_binding_values)
+{
+	static const struct { const char *v; enum ma_cb_mode want; } ok[] = {
+		{ "auto", MA_CB_AUTO }, { "tls-exporter", MA_CB_TLS_EXPORTER },
+		{ "tls-unique", MA_CB_TLS_UNIQUE }, { "none", MA_CB_NONE }, { "TLS-Unique", MA_CB_TLS_UNIQUE },
+	};
+	char body[256];
+
+	struct ma_config *cfg = parse_ok(SRV);
+	ck_assert_int_eq(cfg->servers[0].channel_binding, MA_CB_AUTO);
+	ma_config_free(&cfg);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(body, sizeof(body), "  host = x\n  channel_binding = %s", ok[i].v);
+		cfg = server_ok(body);
+		ck_assert_int_eq(cfg->servers[0].channel_binding, ok[i].want);
+		ma_config_free(&cfg);
+	}
+	ck_assert_str_eq(ma_cb_mode_name(MA_CB_AUTO), "auto");
+	ck_assert_str_eq(ma_cb_mode_name(MA_CB_TLS_EXPORTER), "tls-exporter");
+	ck_assert_str_eq(ma_cb_mode_name(MA_CB_TLS_UNIQUE), "tls-unique");
+	ck_assert_str_eq(ma_cb_mode_name(MA_CB_NONE), "none");
+	ck_assert_ptr_null(ma_cb_mode_name((enum ma_cb_mode)4));
+	server_err("  host = x\n  channel_binding = tls-server-end-point", 3,
+	           "channel_binding = \"tls-server-end-point\": must be auto, tls-exporter, "
+	           "tls-unique or none");
+	server_err("  host = x\n\n  channel_binding = \"\"", 4, "channel_binding");
+	server_err("  host = x\n  channel_binding = yes", 3, "must be auto");
+	/* A binding type without TLS is a contradiction: named with its line. */
+	server_err("  host = \"127.0.0.1\"\n  tls = none\n  channel_binding = tls-unique", 4,
+	           "server a: channel_binding = tls-unique needs TLS, but tls = none");
+	server_err("  channel_binding = tls-exporter\n  host = \"::1\"\n  tls = none", 2,
+	           "channel_binding = tls-exporter needs TLS");
+	/* auto and none mean "no binding" there: accepted, and none is what it is. */
+	cfg = server_ok("  host = \"127.0.0.1\"\n  tls = none\n  channel_binding = auto");
+	ck_assert_int_eq(cfg->servers[0].channel_binding, MA_CB_NONE);
+	ma_config_free(&cfg);
+	cfg = server_ok("  host = \"127.0.0.1\"\n  tls = none\n  channel_binding = none");
+	ck_assert_int_eq(cfg->servers[0].channel_binding, MA_CB_NONE);
+	ma_config_free(&cfg);
+	/* Per server, not global. */
+	global_err("channel_binding = none", "channel_binding");
 }
 END_TEST
 
@@ -966,6 +1013,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, unknown_keys_and_sections);
 	tcase_add_test(tc, server_sections);
 	tcase_add_test(tc, tls_none_loopback_only);
+	tcase_add_test(tc, channel_binding_values);
 	tcase_add_test(tc, port_defaults);
 	tcase_add_test(tc, pins);
 	tcase_add_test(tc, mechanisms);

@@ -55,6 +55,27 @@ static const struct ma_sasl_creds creds = {
 	.authcid = "alice", .password = "secret", .password_len = 6,
 };
 
+/* The same with a channel binding, as on a TLS session. */
+static const unsigned char cbdata[32] = "0123456789abcdef0123456789abcdef";
+static const struct ma_sasl_creds creds_cb = {
+	.authcid = "alice", .password = "secret", .password_len = 6,
+	.cb_type = "tls-exporter", .cb_data = cbdata, .cb_len = sizeof(cbdata),
+};
+
+/* The decoded initial response of sent line I ("MECH base64"), in OUT. */
+static void sent_ir(const struct fake *f, int i, char *out, size_t cap)
+{
+	const char *sp = strchr(f->sent[i], ' ');
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	ck_assert_ptr_nonnull(sp);
+	ck_assert_int_eq(ma_base64_decode(sp + 1, strlen(sp + 1), &raw, &len), 0);
+	ck_assert_uint_lt(len, cap);
+	memcpy(out, raw, len);
+	out[len] = '\0';
+	free(raw);
+}
+
 static struct ma_sasl_proto proto_for(struct fake *f, bool ir)
 {
 	struct ma_sasl_proto p = {
@@ -240,6 +261,118 @@ START_TEST(nothing_in_common)
 }
 END_TEST
 
+#define SRV_PLUS_256 (MA_MECH_BIT(MA_MECH_SCRAM_SHA_256_PLUS) | \
+                      MA_MECH_BIT(MA_MECH_SCRAM_SHA_256) | MA_MECH_BIT(MA_MECH_PLAIN))
+
+/*
+ * The unbound retry: SCRAM-SHA-256-PLUS refused with a bare rejection (no
+ * e=, no server signature: what Cyrus answers to p=tls-exporter) is retried
+ * once with SCRAM-SHA-256 and GS2 flag "n" (the server did advertise -PLUS:
+ * "y" would be read as a downgrade), and only then, with the fallback on,
+ * PLAIN.  The retry is not the fallback: it happens with the fallback off.
+ */
+START_TEST(plus_bare_rejection_retries_unbound)
+{
+	static const struct script_reply rej[] = { { MA_REPLY_REJECTED, NULL } };
+	static const struct script_reply ok[] = { { MA_REPLY_SUCCESS, NULL } };
+	bool fallback = _i == 1;
+	struct fake f = { .scripts = { rej, rej, ok } };
+	struct ma_sasl_proto p = proto_for(&f, true);
+	struct ma_sasl_policy pol = { .allowed = MA_MECH_DEFAULT_SET, .fallback = fallback,
+	                              .first = -1 };
+	enum ma_mech used;
+	char ir[256];
+	enum ma_err rc = ma_sasl_authenticate_policy(&p, SRV_PLUS_256, &pol, &creds_cb, NULL, &used);
+	ck_assert_int_eq(f.script, fallback ? 3 : 2);
+	ck_assert_int_eq(rc, fallback ? MA_OK : MA_AUTH_FAILED);
+	ck_assert_int_eq(used, fallback ? MA_MECH_PLAIN : MA_MECH_SCRAM_SHA_256);
+	ck_assert(pol.unbound_retry);
+	ck_assert(pol.fell_back == fallback);
+	ck_assert_str_eq(strtok(strcpy((char[512]){0}, f.sent[0]), " "), "SCRAM-SHA-256-PLUS");
+	sent_ir(&f, 0, ir, sizeof(ir));
+	ck_assert_msg(strncmp(ir, "p=tls-exporter,,n=alice,r=", 26) == 0, "%s", ir);
+	ck_assert_str_eq(strtok(strcpy((char[512]){0}, f.sent[1]), " "), "SCRAM-SHA-256");
+	sent_ir(&f, 1, ir, sizeof(ir));
+	ck_assert_msg(strncmp(ir, "n,,n=alice,r=", 13) == 0, "%s", ir);
+	if (fallback)
+		ck_assert_str_eq(f.sent[2], "PLAIN AGFsaWNlAHNlY3JldA==");
+}
+END_TEST
+
+/* SHA-1 pairs with SHA-1: SCRAM-SHA-1-PLUS is retried as SCRAM-SHA-1. */
+START_TEST(plus_sha1_retries_sha1)
+{
+	static const struct script_reply rej[] = { { MA_REPLY_REJECTED, NULL } };
+	static const struct script_reply ok[] = { { MA_REPLY_SUCCESS, NULL } };
+	struct fake f = { .scripts = { rej, ok } };
+	struct ma_sasl_proto p = proto_for(&f, true);
+	struct ma_sasl_policy pol = { .allowed = MA_MECH_DEFAULT_SET, .fallback = false,
+	                              .first = -1 };
+	enum ma_mech used;
+	unsigned server = MA_MECH_BIT(MA_MECH_SCRAM_SHA_1_PLUS) | MA_MECH_BIT(MA_MECH_SCRAM_SHA_1);
+	/* The server says OK before SCRAM ends: no v=, so MA_PROTOCOL, but
+	 * what was tried is what this test is about. */
+	ma_sasl_authenticate_policy(&p, server, &pol, &creds_cb, NULL, &used);
+	ck_assert_int_eq(f.script, 2);
+	ck_assert(pol.unbound_retry);
+	ck_assert_int_eq(used, MA_MECH_SCRAM_SHA_1);
+	ck_assert_str_eq(strtok(strcpy((char[512]){0}, f.sent[1]), " "), "SCRAM-SHA-1");
+}
+END_TEST
+
+/* No retry when the same-hash SCRAM is not advertised, or not allowed, or
+ * when -PLUS is the mechanism that worked for this user before (FIRST): then
+ * it is the one fallback to PLAIN, or nothing. */
+START_TEST(no_unbound_retry_without_the_plain_scram)
+{
+	static const struct script_reply rej[] = { { MA_REPLY_REJECTED, NULL } };
+	static const struct script_reply ok[] = { { MA_REPLY_SUCCESS, NULL } };
+	struct fake f = { .scripts = { rej, ok } };
+	struct ma_sasl_proto p = proto_for(&f, true);
+	struct ma_sasl_policy pol = { .allowed = MA_MECH_DEFAULT_SET, .fallback = true, .first = -1 };
+	enum ma_mech used;
+	unsigned server = MA_MECH_BIT(MA_MECH_SCRAM_SHA_256_PLUS) | MA_MECH_BIT(MA_MECH_PLAIN);
+	ck_assert_int_eq(ma_sasl_authenticate_policy(&p, server, &pol, &creds_cb, NULL, &used), MA_OK);
+	ck_assert_int_eq(used, MA_MECH_PLAIN);
+	ck_assert(!pol.unbound_retry && pol.fell_back);
+
+	struct fake g = { .scripts = { rej, ok } };
+	p = proto_for(&g, true);
+	pol.allowed = MA_MECH_BIT(MA_MECH_SCRAM_SHA_256_PLUS) | MA_MECH_BIT(MA_MECH_PLAIN);
+	ck_assert_int_eq(ma_sasl_authenticate_policy(&p, SRV_PLUS_256, &pol, &creds_cb, NULL, &used),
+	                 MA_OK);
+	ck_assert_int_eq(used, MA_MECH_PLAIN);
+	ck_assert(!pol.unbound_retry);
+
+	struct fake h = { .scripts = { rej, ok } };
+	p = proto_for(&h, true);
+	pol = (struct ma_sasl_policy){ .allowed = MA_MECH_DEFAULT_SET, .fallback = false,
+	                               .first = MA_MECH_SCRAM_SHA_256_PLUS };
+	ck_assert_int_eq(ma_sasl_authenticate_policy(&p, SRV_PLUS_256, &pol, &creds_cb, NULL, &used),
+	                 MA_AUTH_FAILED);
+	ck_assert_int_eq(h.script, 1);
+	ck_assert(!pol.unbound_retry);
+}
+END_TEST
+
+/* Unsupported (BAD, a NO before any payload) is not a refusal: the next
+ * candidate, SCRAM-SHA-256, comes in its turn; no retry flagged. */
+START_TEST(plus_unsupported_is_not_a_retry)
+{
+	static const struct script_reply unsup[] = { { MA_REPLY_UNSUPPORTED, NULL } };
+	static const struct script_reply rej[] = { { MA_REPLY_REJECTED, NULL } };
+	struct fake f = { .scripts = { unsup, rej } };
+	struct ma_sasl_proto p = proto_for(&f, true);
+	struct ma_sasl_policy pol = { .allowed = MA_MECH_DEFAULT_SET, .fallback = false, .first = -1 };
+	enum ma_mech used;
+	ck_assert_int_eq(ma_sasl_authenticate_policy(&p, SRV_PLUS_256, &pol, &creds_cb, NULL, &used),
+	                 MA_AUTH_FAILED);
+	ck_assert_int_eq(f.script, 2);
+	ck_assert_int_eq(used, MA_MECH_SCRAM_SHA_256);
+	ck_assert(!pol.unbound_retry);
+}
+END_TEST
+
 static Suite *sasl_suite(void)
 {
 	Suite *s = suite_create("sasl");
@@ -256,6 +389,10 @@ static Suite *sasl_suite(void)
 	tcase_add_test(tc, plain_rejection_does_not_fall_back);
 	tcase_add_test(tc, tempfail_stops);
 	tcase_add_test(tc, nothing_in_common);
+	tcase_add_loop_test(tc, plus_bare_rejection_retries_unbound, 0, 2);
+	tcase_add_test(tc, plus_sha1_retries_sha1);
+	tcase_add_test(tc, no_unbound_retry_without_the_plain_scram);
+	tcase_add_test(tc, plus_unsupported_is_not_a_retry);
 	suite_add_tcase(s, tc);
 	return s;
 }

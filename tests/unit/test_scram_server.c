@@ -78,6 +78,9 @@ struct srv_conf {
 	const char *iter;         /* i= as sent; NULL: "4096" */
 	bool resume;              /* one server context for the whole test, with a TLS 1.2
 	                             session cache: the second login can resume */
+	bool cyrus;               /* Cyrus SASL's binding: tls-unique on TLS 1.3 too (the
+	                             first Finished the TLS 1.2 way), and any other
+	                             binding type refused with a bare NO, no e= */
 };
 
 /* What the server saw; read by the test after the thread has ended. */
@@ -87,6 +90,7 @@ struct seen {
 	int n_auth;                  /* AUTHENTICATE commands */
 	char mech[MAX_AUTH][32];     /* ... and their mechanisms, in order */
 	char gs2[64];                /* gs2 header of the first SCRAM client-first */
+	char gs2_last[64];           /* ... and of the last one */
 	bool cb_checked;             /* a client-final c= was compared */
 	bool cb_match;               /* ... with what this server expected */
 	bool cb_true;                /* ... with the real binding of the session */
@@ -363,7 +367,14 @@ static bool srv_scram(struct srv *s, const char *tag, const char *mech, const ch
 	size_t gs2_len = (size_t)(c2 + 1 - first);
 	if (s->seen.gs2[0] == '\0')
 		snprintf(s->seen.gs2, sizeof(s->seen.gs2), "%.*s", (int)gs2_len, first);
+	snprintf(s->seen.gs2_last, sizeof(s->seen.gs2_last), "%.*s", (int)gs2_len, first);
 	const char *problem = gs2_problem(s, plus, first, c1);
+	if (problem != NULL && s->conf.cyrus) {
+		/* Cyrus imapd answers a binding type it does not have with its
+		 * generic refusal: no SCRAM e=, no response code. */
+		note(s, "%s", problem);
+		return srv_send(s, "%s NO Authentication failed\r\n", tag);
+	}
 	if (problem != NULL)
 		return srv_no(s, tag, "%s", problem);
 	if (c2 != c1 + 1 && strncmp(c1 + 1, "a=" USER ",", strlen("a=" USER ",")) != 0)
@@ -605,6 +616,9 @@ static SSL_CTX *srv_ctx(struct srv *s)
 		static const unsigned char sid_ctx[] = "test_scram_server";
 		SSL_CTX_set_session_cache_mode(resume_ctx, SSL_SESS_CACHE_SERVER);
 		SSL_CTX_set_session_id_context(resume_ctx, sid_ctx, sizeof(sid_ctx) - 1);
+		/* TLS 1.3 resumes with tickets only (stateful ones here, since
+		 * SSL_OP_NO_TICKET stays set): send one. */
+		SSL_CTX_set_num_tickets(resume_ctx, 1);
 	}
 	SSL_CTX_up_ref(resume_ctx);
 	return resume_ctx;
@@ -636,7 +650,7 @@ static SSL_CTX *srv_ctx_new(struct srv *s)
 /* This session's channel binding as the server sees it. */
 static void srv_binding(struct srv *s)
 {
-	if (SSL_version(s->ssl) >= TLS1_3_VERSION) {
+	if (SSL_version(s->ssl) >= TLS1_3_VERSION && !s->conf.cyrus) {
 		/* RFC 9266 2: 32 bytes, label "EXPORTER-Channel-Binding", no context */
 		s->cb_type = "tls-exporter";
 		if (SSL_export_keying_material(s->ssl, s->cb, 32, "EXPORTER-Channel-Binding", 24,
@@ -645,7 +659,8 @@ static void srv_binding(struct srv *s)
 	} else {
 		/* RFC 5929 3.1: the first Finished of the handshake; in a full
 		 * handshake that is the client's, i.e. the server's peer's; in an
-		 * abbreviated (resumed) one the server's own, which comes first. */
+		 * abbreviated (resumed) one the server's own, which comes first.
+		 * Cyrus imapd asks OpenSSL the same way on TLS 1.3 (cyrus mode). */
 		s->cb_type = "tls-unique";
 		s->cb_len = SSL_session_reused(s->ssl)
 			? SSL_get_finished(s->ssl, s->cb, sizeof(s->cb))
@@ -772,12 +787,13 @@ static void dump(const struct outcome *o)
 	const struct seen *v = &o->seen;
 	fprintf(stderr,
 	        "---- %s: %s (%s) in %ld ms, mechanism \"%s\", %s\n"
-	        "server: handshake=%d n_auth=%d mech=[%s,%s,%s] gs2=\"%s\" cb_checked=%d "
+	        "server: handshake=%d n_auth=%d mech=[%s,%s,%s] gs2=\"%s\" gs2_last=\"%s\" "
+	        "cb_checked=%d "
 	        "cb_match=%d cb_true=%d proof_ok=%d plain_ok=%d cram_ok=%d cancel=%d logout=%d "
 	        "error=\"%s\"\nclient log:\n%s----\n",
 	        o->label, ma_err_name(o->err), o->res.detail, o->ms, o->res.mechanism,
 	        o->res.tls_version, v->handshake, v->n_auth, v->mech[0], v->mech[1], v->mech[2],
-	        v->gs2, v->cb_checked, v->cb_match, v->cb_true, v->proof_ok, v->plain_ok,
+	        v->gs2, v->gs2_last, v->cb_checked, v->cb_match, v->cb_true, v->proof_ok, v->plain_ok,
 	        v->cram_ok, v->cancel, v->logout, v->error, o->log);
 }
 
@@ -1044,6 +1060,12 @@ END_TEST
 
 /* ---- 7: wrong password ---- */
 
+/*
+ * A wrong password at a -PLUS server: the bare NO to -PLUS is retried once
+ * without channel binding (the unbound retry, not the fallback), then,
+ * with mechanism_fallback = yes, once with PLAIN: three failed AUTHENTICATEs
+ * in all, two with mechanism_fallback = no (pam_mailauth.conf(5) says so).
+ */
 START_TEST(test_wrong_password_no_fallback)
 {
 	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256 };
@@ -1051,8 +1073,12 @@ START_TEST(test_wrong_password_no_fallback)
 	run(&o, "wrong password, no fallback", &conf, "mechanism_fallback = no", NULL,
 	    "pencil-Wrong9");
 	expect_err(&o, MA_AUTH_FAILED);
-	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect(&o, o.seen.n_auth == 2, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "first mechanism", o.seen.mech[0], "SCRAM-SHA-256-PLUS");
+	expect_str(&o, "second mechanism", o.seen.mech[1], "SCRAM-SHA-256");
+	expect_str(&o, "retry gs2 header", o.seen.gs2_last, "n,,");
 	expect(&o, o.seen.cb_match && !o.seen.proof_ok, "%s: proof verified?", o.label);
+	expect(&o, !o.seen.plain_ok, "%s: PLAIN was sent", o.label);
 	expect(&o, o.seen.logout, "%s: no LOGOUT", o.label);
 }
 END_TEST
@@ -1063,10 +1089,140 @@ START_TEST(test_wrong_password_fallback)
 	struct outcome o;
 	run(&o, "wrong password, fallback", &conf, NULL, NULL, "pencil-Wrong9");
 	expect_err(&o, MA_AUTH_FAILED);
+	expect(&o, o.seen.n_auth == 3, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "first mechanism", o.seen.mech[0], "SCRAM-SHA-256-PLUS");
+	expect_str(&o, "second mechanism", o.seen.mech[1], "SCRAM-SHA-256");
+	expect_str(&o, "third mechanism", o.seen.mech[2], "PLAIN");
+	expect_str(&o, "mechanism", o.res.mechanism, "PLAIN");
+}
+END_TEST
+
+/* ---- 7b: a server that binds tls-unique on TLS 1.3 (Cyrus SASL) ---- */
+
+/*
+ * channel_binding = auto offers tls-exporter; Cyrus refuses it with a bare
+ * NO; the one unbound retry logs in with SCRAM-SHA-256 and GS2 flag "n".
+ * The password itself is never sent (no PLAIN), fallback on or off.
+ */
+START_TEST(test_cyrus_auto)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256, .cyrus = true };
+	struct outcome o;
+	run(&o, _i == 0 ? "cyrus, auto" : "cyrus, auto, no fallback", &conf,
+	    _i == 0 ? NULL : "mechanism_fallback = no", NULL, PASSWORD);
+	expect_err(&o, MA_OK);
+	expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256");
+	expect_str(&o, "tls_version", o.res.tls_version, "TLSv1.3");
 	expect(&o, o.seen.n_auth == 2, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
 	expect_str(&o, "first mechanism", o.seen.mech[0], "SCRAM-SHA-256-PLUS");
-	expect_str(&o, "second mechanism", o.seen.mech[1], "PLAIN");
-	expect_str(&o, "mechanism", o.res.mechanism, "PLAIN");
+	expect_str(&o, "first gs2 header", o.seen.gs2, "p=tls-exporter,,");
+	expect_str(&o, "second mechanism", o.seen.mech[1], "SCRAM-SHA-256");
+	expect_str(&o, "retry gs2 header", o.seen.gs2_last, "n,,");
+	expect(&o, o.seen.proof_ok && !o.seen.plain_ok, "%s: not SCRAM-verified", o.label);
+	expect(&o, strstr(o.log, "retrying once with SCRAM-SHA-256 without channel binding") != NULL,
+	       "%s: the retry is not logged", o.label);
+}
+END_TEST
+
+/*
+ * channel_binding = tls-unique: SCRAM-SHA-256-PLUS with Cyrus's binding on
+ * TLS 1.3, first time, no failed authentication (issue 13's done-when).  The
+ * server computes the binding itself (SSL_get_peer_finished on its side);
+ * cb_true says the client sent exactly that.  The second row resumes the
+ * TLS 1.3 session: the first Finished is then the server's.
+ */
+START_TEST(test_cyrus_tls_unique)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256, .cyrus = true,
+	                         .resume = true };
+	struct outcome o;
+	for (int round = 0; round < 2; round++) {
+		run(&o, round == 0 ? "cyrus, tls-unique" : "cyrus, tls-unique, resumed", &conf, NULL,
+		    "channel_binding = tls-unique", PASSWORD);
+		expect_err(&o, MA_OK);
+		expect(&o, o.seen.resumed == (round == 1), "%s: resumed = %d", o.label, o.seen.resumed);
+		expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256-PLUS");
+		expect_str(&o, "tls_version", o.res.tls_version, "TLSv1.3");
+		expect_str(&o, "gs2 header", o.seen.gs2, "p=tls-unique,,");
+		expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+		expect(&o, o.seen.cb_checked && o.seen.cb_true && o.seen.cb_match && o.seen.proof_ok,
+		       "%s: binding or proof not verified", o.label);
+	}
+}
+END_TEST
+
+/* The wrong password at Cyrus with auto: PLUS, SCRAM, PLAIN (3 failures).
+ * With tls-unique the binding is right, but a bare NO to a wrong proof
+ * looks the same to the client as a refused binding type, so the unbound
+ * retry still runs: PLUS, SCRAM (2 with mechanism_fallback = no). */
+START_TEST(test_cyrus_wrong_password)
+{
+	struct srv_conf conf = { .tls_max = TLS1_3_VERSION, .auth = ADV_256, .cyrus = true };
+	struct outcome o;
+	run(&o, "cyrus, auto, wrong password", &conf, NULL, NULL, "pencil-Wrong9");
+	expect_err(&o, MA_AUTH_FAILED);
+	expect(&o, o.seen.n_auth == 3, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "third mechanism", o.seen.mech[2], "PLAIN");
+	run(&o, "cyrus, tls-unique, wrong password, no fallback", &conf, "mechanism_fallback = no",
+	    "channel_binding = tls-unique", "pencil-Wrong9");
+	expect_err(&o, MA_AUTH_FAILED);
+	expect(&o, o.seen.n_auth == 2, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "first gs2 header", o.seen.gs2, "p=tls-unique,,");
+	expect_str(&o, "second mechanism", o.seen.mech[1], "SCRAM-SHA-256");
+}
+END_TEST
+
+/* channel_binding = none: never -PLUS, GS2 flag "n" (never "y", which a
+ * -PLUS server reads as a downgrade), one AUTHENTICATE. */
+START_TEST(test_channel_binding_none)
+{
+	struct srv_conf conf = { .tls_max = _i == 0 ? TLS1_3_VERSION : TLS1_2_VERSION,
+	                         .auth = ADV_256 };
+	struct outcome o;
+	run(&o, _i == 0 ? "channel_binding = none/tls1.3" : "channel_binding = none/tls1.2", &conf,
+	    NULL, "channel_binding = none", PASSWORD);
+	expect_err(&o, MA_OK);
+	expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256");
+	expect_str(&o, "gs2 header", o.seen.gs2, "n,,");
+	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+}
+END_TEST
+
+/*
+ * A forced type the server does not bind: tls-unique to an RFC 9266 server
+ * on TLS 1.3, tls-exporter to a TLS 1.2 server (with the extended master
+ * secret RFC 9266 allows it there).  The server refuses with NO
+ * [AUTHENTICATIONFAILED] before SCRAM ends: the unbound retry logs in.
+ */
+START_TEST(test_forced_type_refused)
+{
+	struct srv_conf conf = { .tls_max = _i == 0 ? TLS1_3_VERSION : TLS1_2_VERSION,
+	                         .auth = ADV_256 };
+	struct outcome o;
+	run(&o, _i == 0 ? "tls-unique to a tls-exporter server" : "tls-exporter on tls1.2", &conf,
+	    "mechanism_fallback = no", _i == 0 ? "channel_binding = tls-unique"
+	                                      : "channel_binding = tls-exporter", PASSWORD);
+	expect_err(&o, MA_OK);
+	expect_str(&o, "first gs2 header", o.seen.gs2,
+	           _i == 0 ? "p=tls-unique,," : "p=tls-exporter,,");
+	expect(&o, o.seen.n_auth == 2, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
+	expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256");
+	expect_str(&o, "retry gs2 header", o.seen.gs2_last, "n,,");
+}
+END_TEST
+
+/* tls-exporter on TLS 1.2 without the extended master secret: no binding
+ * (RFC 9266 4.2), so no -PLUS at all. */
+START_TEST(test_exporter_tls12_no_ems)
+{
+	struct srv_conf conf = { .tls_max = TLS1_2_VERSION, .no_ems = true, .auth = ADV_256 };
+	struct outcome o;
+	run(&o, "tls-exporter, tls1.2 without EMS", &conf, NULL, "channel_binding = tls-exporter",
+	    PASSWORD);
+	expect_err(&o, MA_OK);
+	expect_str(&o, "mechanism", o.res.mechanism, "SCRAM-SHA-256");
+	expect_str(&o, "gs2 header", o.seen.gs2, "n,,");
+	expect(&o, o.seen.n_auth == 1, "%s: %d AUTHENTICATE commands", o.label, o.seen.n_auth);
 }
 END_TEST
 
@@ -1189,6 +1345,16 @@ static Suite *scram_server_suite(void)
 	tcase_add_test(tc, test_server_error_then_plain);
 	tcase_add_test(tc, test_cram_not_default);
 	tcase_add_loop_test(tc, test_cram_listed, 0, 2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("channel_binding");
+	tcase_set_timeout(tc, 20);
+	tcase_add_loop_test(tc, test_cyrus_auto, 0, 2);
+	tcase_add_test(tc, test_cyrus_tls_unique);
+	tcase_add_test(tc, test_cyrus_wrong_password);
+	tcase_add_loop_test(tc, test_channel_binding_none, 0, 2);
+	tcase_add_loop_test(tc, test_forced_type_refused, 0, 2);
+	tcase_add_test(tc, test_exporter_tls12_no_ems);
 	suite_add_tcase(s, tc);
 	return s;
 }

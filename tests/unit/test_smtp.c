@@ -1126,6 +1126,30 @@ START_TEST(scram_sha256_rejected_no_fallback)
 }
 END_TEST
 
+/*
+ * The unbound retry over SMTP: SCRAM-SHA-256-PLUS answered with a bare 535
+ * (as a server binding another channel type would) is retried once with
+ * SCRAM-SHA-256 before PLAIN is considered; the fallback setting does not
+ * matter, and the password itself never goes out.
+ */
+START_TEST(scram_plus_535_then_unbound)
+{
+	static struct run r;
+	bool fallback = _i == 0;
+	run_case(&r, fallback ? "plus-535-unbound" : "plus-535-unbound-nofallback", "implicit",
+	         "tls\n" GREET EHLO_TLS("250 AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN")
+	         "expect AUTH SCRAM-SHA-256-PLUS \n"
+	         "send 535 5.7.8 Authentication credentials invalid\n"
+	         "scram ok\n" QUIT, fallback ? NULL : "mechanism_fallback = no", NULL);
+	expect_err(&r, MA_OK);
+	expect_status(&r, 0);
+	expect_mech(&r, "SCRAM-SHA-256");
+	ck_assert_msg(strstr(r.log, "retrying once with SCRAM-SHA-256 without channel binding") != NULL,
+	              "%s", r.log);
+	ck_assert(strstr(r.log, "AUTH PLAIN") == NULL);
+}
+END_TEST
+
 /* ---- `mailauth probe` over SMTP ---- */
 
 struct lines {
@@ -1251,6 +1275,7 @@ static Suite *smtp_suite(void)
 	tcase_add_test(tc, scram_sha256_bad_server_signature);
 	tcase_add_test(tc, scram_sha256_rejected_then_plain);
 	tcase_add_test(tc, scram_sha256_rejected_no_fallback);
+	tcase_add_loop_test(tc, scram_plus_535_then_unbound, 0, 2);
 	tcase_add_test(tc, probe_starttls);
 	tcase_add_test(tc, probe_no_auth);
 	suite_add_tcase(s, tc);
