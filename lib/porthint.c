@@ -60,7 +60,8 @@ static char *quote_line(char *out, size_t outlen, const unsigned char *first, si
 	const size_t max = 48;
 	char esc[4 * 48 + 8];
 	ma_escape(esc, sizeof(esc), (const char *)first, n > max ? max : n);
-	snprintf(out, outlen, "%s%s", esc, n > max ? "..." : "");
+	/* "..." when the line goes on beyond what is quoted. */
+	snprintf(out, outlen, "%s%s", esc, n > max || n == len ? "..." : "");
 	return out;
 }
 

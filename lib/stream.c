@@ -72,8 +72,15 @@ enum ma_err ma_stream_start_tls(struct ma_stream *s, const struct ma_tls_params 
 		return MA_PROTOCOL;
 	}
 	/* The same check on the socket itself, for bytes that arrived since. */
-	char probe;
-	ssize_t n = recv(s->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+	unsigned char probe[MA_PORTHINT_BYTES];
+	ssize_t n = recv(s->fd, probe, sizeof(probe), MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 && s->n_first == 0 &&
+	    ma_porthint_classify(probe, (size_t)n) == MA_FIRST_GREETING) {
+		/* Implicit TLS, and the server greeted before our ClientHello:
+		 * a plaintext port (porthint.h). */
+		ma_porthint_plain_on_tls(why, whylen, p->port, probe, (size_t)n);
+		return MA_TLS;
+	}
 	if (n > 0) {
 		/* A ClientHello has not been sent yet, so the server has no reason to
 		 * speak: whatever is there is plaintext injected before TLS. */
