@@ -35,9 +35,11 @@ static void name_text(const X509_NAME *name, char *out, size_t outlen)
 	BIO *mem = BIO_new(BIO_s_mem());
 	if (mem == NULL)
 		return;
-	/* RFC 2253 form, OpenSSL escaping control and 8-bit characters;
-	 * ma_escape below makes sure of it whatever OpenSSL does. */
-	if (X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0)
+	/* RFC 2253 form; control and 8-bit bytes are left to ma_escape below
+	 * (one escaping, "\x0a", rather than OpenSSL's and then ours). */
+	unsigned long flags = XN_FLAG_RFC2253 & ~(unsigned long)(ASN1_STRFLGS_ESC_CTRL |
+	                                                          ASN1_STRFLGS_ESC_MSB);
+	if (X509_NAME_print_ex(mem, name, 0, flags) >= 0)
 		n = BIO_read(mem, raw, (int)sizeof(raw) - 1);
 	BIO_free(mem);
 	if (n <= 0)
@@ -229,7 +231,7 @@ static bool explain_verify(const struct ma_tls_failure *f, char *out, size_t out
 	/* Security level 2 (SPEC 2). */
 	case X509_V_ERR_EE_KEY_TOO_SMALL:
 	case X509_V_ERR_CA_KEY_TOO_SMALL:
-		snprintf(out, outlen, "certificate key too small: %s (subject: %s) has a %s key; "
+		snprintf(out, outlen, "certificate key too small: %s (subject: %s) has a key of %s; "
 		         "security level 2 needs RSA of 2048 bits or more (EC 224): the server "
 		         "needs a new certificate", which, or_unknown(c->subject), or_unknown(c->key));
 		return true;
