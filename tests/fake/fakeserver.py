@@ -705,6 +705,17 @@ class Silent(Imap):
         self.c.silent(raw=self.mode == "implicit")
 
 
+@scenario("tls_alert_first", "starttls")
+class TlsAlertFirst(Imap):
+    """A TLS endpoint that speaks first with a TLS alert record (protocol_version),
+    where a plaintext greeting is expected: the client must name the port as an
+    implicit-TLS one (issue [T2 3/3] wrong-port hints)."""
+    def run(self):
+        self.c.note("sending a TLS alert record instead of a greeting")
+        self.c._sock_send(b"\x15\x03\x01\x00\x02\x02\x46")
+        self.c.silent(raw=True)
+
+
 @scenario("drip", "implicit")
 class Drip(Imap):
     def greet(self):

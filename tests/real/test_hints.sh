@@ -235,6 +235,21 @@ ca_file = "$MA_CERTS/ca.pem"
 server fake { protocol = imap host = "127.0.0.1" port = ${port:-1} tls = implicit }
 EOF
 }
+# A server that speaks TLS first where the greeting should be (a TLS alert record).
+fake tls-first --scenario tls_alert_first
+sed -i 's/tls = implicit/tls = starttls/' "$work/tls-first.conf"
+login tls-first
+expect_text "a TLS record instead of the greeting: login names the port as implicit TLS" \
+	"answered with a TLS alert where a plaintext greeting was expected: it expects TLS at once, set tls = implicit"
+expect_fast "a TLS record instead of the greeting: login answers quickly" 2000
+fake tls-first-pam --scenario tls_alert_first
+sed -i 's/tls = implicit/tls = starttls/' "$work/tls-first-pam.conf"
+expect_pam hints-tls-first-pam alice "$MA_PW_ALICE" "$MA_PAM_AUTHINFO_UNAVAIL" \
+	"a TLS record instead of the greeting: PAM says unavailable"
+out=$MA_PAM_OUT
+expect_text "a TLS record instead of the greeting: the module's log line says so" \
+	"reason=port " "answered with a TLS alert" "set tls = implicit"
+
 fake expired --cert expired
 login expired
 expect_text "expired certificate: login names the dates" \
