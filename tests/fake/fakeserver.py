@@ -784,7 +784,7 @@ def make_context(args):
     d = args.certs
     chain = os.path.join(d, args.cert + "-chain.pem")
     leaf = os.path.join(d, args.cert + ".pem")
-    ctx.load_cert_chain(chain if os.path.exists(chain) else leaf,
+    ctx.load_cert_chain(chain if os.path.exists(chain) and not args.leaf_only else leaf,
                         os.path.join(d, args.cert + ".key"))
     return ctx
 
@@ -796,6 +796,8 @@ def parse_args(argv):
                    help="override the scenario's default mode")
     p.add_argument("--certs", help="directory made by tests/lib/certs.sh")
     p.add_argument("--cert", default="server", help="NAME: serve NAME[-chain].pem, NAME.key")
+    p.add_argument("--leaf-only", action="store_true",
+                   help="serve NAME.pem alone, without its issuer (NAME-chain.pem)")
     p.add_argument("--record", help="write what the client sent to this JSON file")
     p.add_argument("--transcript", help="append a readable transcript to this file")
     p.add_argument("--tls-min", default="1.0", choices=sorted(TLS_VERSIONS))

@@ -14,8 +14,9 @@
 #   - verify_name that the certificate does not carry: the certificate's SANs and
 #     "set verify_name";
 #   - a pin of another key: both keys and "update pin";
-#   - an expired certificate and a TLS 1.1-only server (tests/fake/fakeserver.py: the
-#     real server cannot do either here): the dates, the version.
+#   - a TLS record where the greeting should be, a leaf certificate alone from an
+#     unknown CA, an expired certificate and a TLS 1.1-only server
+#     (tests/fake/fakeserver.py: the real server cannot do these here).
 # Every row looks for the explanation itself: without it, the row fails.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -249,6 +250,20 @@ expect_pam hints-tls-first-pam alice "$MA_PW_ALICE" "$MA_PAM_AUTHINFO_UNAVAIL" \
 out=$MA_PAM_OUT
 expect_text "a TLS record instead of the greeting: the module's log line says so" \
 	"reason=port " "answered with a TLS alert" "set tls = implicit"
+
+# A leaf alone from a CA we do not trust (the usual case: a private CA's server
+# certificate): the issuer is named.
+fake leafonly --cert unknownca --leaf-only
+login leafonly
+expect_text "leaf from an unknown CA, no chain: login names the issuer and ca_file" \
+	"certificate not trusted: the server's certificate (subject: O=pam_mailauth test unknownca,CN=localhost) was issued by a CA that is not in ca_file $MA_CERTS/ca.pem" \
+	"set ca_file to the CA that issued it (issuer: CN=pam_mailauth untrusted CA)"
+fake leafonly-pam --cert unknownca --leaf-only
+expect_pam hints-leafonly-pam alice "$MA_PW_ALICE" "$MA_PAM_AUTHINFO_UNAVAIL" \
+	"leaf from an unknown CA, no chain: PAM says unavailable"
+out=$MA_PAM_OUT
+expect_text "leaf from an unknown CA, no chain: the module's log line names the issuer" \
+	"reason=certificate not trusted" "(issuer: CN=pam_mailauth untrusted CA)"
 
 fake expired --cert expired
 login expired
