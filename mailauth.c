@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "config.h"
 #include "libmailauth.h"
+#include "porthint.h"
 #include "secret.h"
 #include "wire.h"
 
@@ -107,6 +108,19 @@ static void print_server(const struct ma_server *s)
 	print_domains("  domains =", s->domains, s->n_domains);
 }
 
+/* tls/port pairs that contradict the well-known ports (RFC 8314): a
+ * warning, not an error (a server may well listen elsewhere than usual). */
+static void warn_ports(const struct ma_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		const struct ma_server *s = &cfg->servers[i];
+		const char *w = ma_porthint_check(s->port, tls_name(s->tls));
+		if (w != NULL)
+			printf("warning: server %s: tls = %s on port %u: %s\n", s->name,
+			       tls_name(s->tls), s->port, w);
+	}
+}
+
 static int cmd_check(const struct ma_config *cfg, const char *user)
 {
 	printf("configuration %s: ok\n", cfg->path);
@@ -128,8 +142,10 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	if (user == NULL) {
 		for (size_t i = 0; i < cfg->n_servers; i++)
 			print_server(&cfg->servers[i]);
+		warn_ports(cfg);
 		return EXIT_OK;
 	}
+	warn_ports(cfg);
 	char why[256] = "";
 	enum ma_err err = ma_check_user(cfg, user, why, sizeof(why));
 	if (err != MA_OK) {

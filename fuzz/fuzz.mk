@@ -39,6 +39,8 @@ FUZZ_OPTS_fuzz_session = -max_len=72000
 FUZZ_OPTS_fuzz_config  = -max_len=16384
 # A whole frame, and a little more than the largest body a header may announce.
 FUZZ_OPTS_fuzz_wire    = -max_len=4200
+# Room for a server certificate (DER) behind the 5-byte header.
+FUZZ_OPTS_fuzz_porthint = -max_len=4096
 
 fuzz: $(addprefix $(FUZZ_BIN)/,$(FUZZ_ALL))
 

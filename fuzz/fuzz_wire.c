@@ -52,7 +52,7 @@ static size_t response_bound(unsigned tag)
 	case T_SERVER: return 63;
 	case T_MECHANISM: return 31;
 	case T_TLS: return 15;
-	case T_DETAIL: return 255;
+	case T_DETAIL: return 511;
 	case T_LOGIN: return 255;
 	default: return 0;
 	}
@@ -207,7 +207,7 @@ static void check_response(const uint8_t *body, size_t len)
 	check_field(out.server, sizeof(out.server), 63);
 	check_field(out.mechanism, sizeof(out.mechanism), 31);
 	check_field(out.tls_version, sizeof(out.tls_version), 15);
-	check_field(out.detail, sizeof(out.detail), 255);
+	check_field(out.detail, sizeof(out.detail), 511);
 	check_field(out.login, sizeof(out.login), 255);
 
 	unsigned char frame[MA_WIRE_MAX_FRAME];

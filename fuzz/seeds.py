@@ -10,6 +10,8 @@ The input formats are described at the top of each fuzz/fuzz_*.c.
 import base64
 import os
 import shutil
+import subprocess
+import tempfile
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -346,9 +348,45 @@ def wire_seeds():
         write("fuzz_wire", name, data)
 
 
+def porthint_seeds():
+    # Header: flags, port (2 bytes), reason / verify error pick, output size - 1.
+    def hdr(flags, port, pick=0, cap=255):
+        return bytes([flags, port >> 8, port & 255, pick, cap])
+    for name, data in [
+        ("imap-greeting", hdr(0, 143, 1) + b"* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.\r\n"),
+        ("smtp-greeting", hdr(0, 587, 1) + b"220 mail.example.org ESMTP Postfix\r\n"),
+        ("smtp-multiline", hdr(0, 25, 1, 20) + b"220-mail.example.org\r\n220 ok\r\n"),
+        ("pop3-greeting", hdr(0, 110, 1) + b"+OK POP3 ready\r\n"),
+        ("greeting-5-bytes", hdr(0, 143, 1) + b"* OK "),
+        ("hostile-greeting", hdr(0, 143, 7, 40) + b"* OK \x1b[31m\\" + b"A" * 80),
+        ("tls-handshake", hdr(0, 993, 2) + b"\x16\x03\x03\x00\x5a\x02\x00\x00\x56\x03\x03"),
+        ("server-hello-tls10", hdr(0, 993, 2) + b"\x16\x03\x01\x00\x51\x02\x00\x00\x4d\x03\x01"),
+        ("alert-protocol-version", hdr(2, 993, 3) + b"\x15\x03\x01\x00\x02\x02\x46"),
+        ("binary", hdr(0, 465, 0, 0) + bytes(range(64))),
+    ]:
+        write("fuzz_porthint", name, data)
+    # A certificate with SANs, made with the openssl CLI when there is one.
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            key, pem = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
+                            "-subj", "/CN=localhost/O=fuzz seed", "-addext",
+                            "subjectAltName=DNS:localhost,DNS:mail.example.org,IP:127.0.0.1",
+                            "-keyout", key, "-out", pem], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            der = subprocess.run(["openssl", "x509", "-in", pem, "-outform", "DER"],
+                                 check=True, stdout=subprocess.PIPE).stdout
+        for pick, name in [(6, "cert-name"), (1, "cert-chain"), (4, "cert-expired")]:
+            write("fuzz_porthint", name, hdr(1, 993, pick) + der)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+
+
 def main():
     for target in ("fuzz_base64", "fuzz_imap", "fuzz_smtp", "fuzz_config", "fuzz_scram",
-                   "fuzz_mech", "fuzz_sasl", "fuzz_alloc", "fuzz_session", "fuzz_wire"):
+                   "fuzz_mech", "fuzz_sasl", "fuzz_alloc", "fuzz_session", "fuzz_wire",
+                   "fuzz_porthint"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
     base64_seeds()
     imap_seeds()
@@ -360,6 +398,7 @@ def main():
     alloc_seeds()
     session_seeds()
     wire_seeds()
+    porthint_seeds()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "libmailauth.h"
 #include "net.h"
+#include "porthint.h"
 #include "secret.h"
 #include "session.h"
 #include "stream.h"
@@ -138,6 +139,30 @@ static void fill_tls_params(const struct ma_config *cfg, const struct ma_server 
 	p->min_version = cfg->tls_min_version;
 	p->pins = (const unsigned char (*)[32])srv->pins;
 	p->n_pins = srv->n_pins;
+	p->port = srv->port;
+}
+
+/*
+ * A connection that was to start in plaintext (tls = starttls / none) and
+ * failed before any TLS: if what the server sent first was a TLS record,
+ * or it sent nothing at all until the wait ended, the port is most likely
+ * an implicit-TLS one.  Replace the reason with one that says so
+ * (porthint.h).  ELAPSED: how long the attempt waited.
+ */
+static void explain_plain_failure(struct ma_session *s, enum ma_err rc, long elapsed_ms)
+{
+	unsigned char first[MA_PORTHINT_BYTES];
+	bool handshake = false;
+	if (s->stream == NULL || s->srv->tls == MA_TLS_IMPLICIT || rc == MA_OK)
+		return;
+	size_t n = ma_stream_peek(s->stream, first, sizeof(first), &handshake);
+	if (handshake)
+		return;
+	enum ma_first_bytes kind = ma_porthint_classify(first, n);
+	if (kind == MA_FIRST_TLS)
+		ma_porthint_tls_on_plain(s->why, sizeof(s->why), s->srv->port, first, n);
+	else if (kind == MA_FIRST_NOTHING && rc == MA_TIMEOUT)
+		ma_porthint_no_greeting(s->why, sizeof(s->why), s->srv->port, elapsed_ms);
 }
 
 /* Connect, start TLS for implicit mode, and run the protocol on one server. */
@@ -154,8 +179,17 @@ static enum ma_err one_server(struct ma_session *s)
 	rc = ma_stream_new(fd, s->dl, s->log, &s->stream);
 	if (rc != MA_OK)
 		return rc;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (srv->tls == MA_TLS_IMPLICIT) {
 		rc = ma_stream_start_tls(s->stream, &s->tls, s->why, sizeof(s->why));
+		if (rc != MA_OK)
+			goto out;
+	} else if (ma_porthint_implicit_port(srv->port)) {
+		/* RFC 8314: 993 and 465 are implicit TLS, whose servers wait for
+		 * our ClientHello in silence.  A plaintext greeting comes at once,
+		 * so do not wait the whole timeout for one that will not come. */
+		rc = ma_stream_await_data(s->stream, MA_PORTHINT_GREETING_MS);
 		if (rc != MA_OK)
 			goto out;
 	}
@@ -166,6 +200,7 @@ static enum ma_err one_server(struct ma_session *s)
 	    ma_stream_tls(s->stream) == NULL)
 		rc = MA_INTERNAL;
 out:
+	explain_plain_failure(s, rc, ma_elapsed_ms(&t0));
 	if (s->stream != NULL && ma_stream_tls(s->stream) != NULL) {
 		struct ma_tls *tls = ma_stream_tls(s->stream);
 		set_text(s->tls_version, sizeof(s->tls_version), ma_tls_version(tls));

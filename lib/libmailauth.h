@@ -53,7 +53,7 @@ struct ma_result {
 	char login[256];       /* login name sent (not secret) */
 	char tls_version[16];  /* "TLSv1.3", or "none" */
 	char mechanism[32];    /* "SCRAM-SHA-256", "PLAIN", "IMAP-LOGIN"... */
-	char detail[256];      /* why it failed, escaped, never secret */
+	char detail[512];      /* why it failed, escaped, never secret */
 	long duration_ms;
 	int server_index;      /* cfg->servers[] that gave the verdict, -1 none */
 	bool fell_back;        /* a SCRAM/CRAM rejection, then PLAIN on that server */

@@ -51,7 +51,7 @@ struct ma_session {
 	char tls_version[16];            /* of the session, once TLS is up */
 	char tls_cipher[64];
 	char peer[512];                  /* certificate summary, probe mode */
-	char why[256];                   /* escaped reason on failure */
+	char why[512];                   /* escaped reason on failure */
 };
 
 struct ma_sasl_creds;

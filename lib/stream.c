@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "porthint.h"
 #include "secret.h"
 
 #define BUF_SIZE (MA_LINE_MAX + 1)
@@ -28,6 +29,10 @@ struct ma_stream {
 	const struct ma_deadline *dl;
 	const struct ma_log *log;
 	size_t start, end;          /* unread bytes are buf[start, end) */
+	/* For the wrong-port hints: what the server said first, in plain. */
+	unsigned char first[MA_PORTHINT_BYTES];
+	size_t n_first;
+	bool handshake;             /* a TLS handshake was started */
 	char buf[BUF_SIZE];
 };
 
@@ -45,6 +50,8 @@ enum ma_err ma_stream_new(int fd, const struct ma_deadline *dl,
 	s->dl = dl;
 	s->log = log;
 	s->start = s->end = 0;
+	s->n_first = 0;
+	s->handshake = false;
 	*out = s;
 	return MA_OK;
 }
@@ -65,8 +72,15 @@ enum ma_err ma_stream_start_tls(struct ma_stream *s, const struct ma_tls_params 
 		return MA_PROTOCOL;
 	}
 	/* The same check on the socket itself, for bytes that arrived since. */
-	char probe;
-	ssize_t n = recv(s->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+	unsigned char probe[MA_PORTHINT_BYTES];
+	ssize_t n = recv(s->fd, probe, sizeof(probe), MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 && s->n_first == 0 &&
+	    ma_porthint_classify(probe, (size_t)n) == MA_FIRST_GREETING) {
+		/* Implicit TLS, and the server greeted before our ClientHello:
+		 * a plaintext port (porthint.h). */
+		ma_porthint_plain_on_tls(why, whylen, p->port, probe, (size_t)n);
+		return MA_TLS;
+	}
 	if (n > 0) {
 		/* A ClientHello has not been sent yet, so the server has no reason to
 		 * speak: whatever is there is plaintext injected before TLS. */
@@ -74,6 +88,7 @@ enum ma_err ma_stream_start_tls(struct ma_stream *s, const struct ma_tls_params 
 		return MA_PROTOCOL;
 	}
 	s->start = s->end = 0;
+	s->handshake = true;
 	enum ma_err rc = ma_tls_connect(s->fd, p, s->dl, &s->tls, why, whylen);
 	if (rc == MA_OK)
 		ma_debug(s->log, "TLS established: %s %s, certificate verified for %s%s",
@@ -105,6 +120,11 @@ static enum ma_err fill(struct ma_stream *s)
 	for (;;) {
 		ssize_t n = recv(s->fd, s->buf + s->end, room, 0);
 		if (n > 0) {
+			if (s->n_first < sizeof(s->first)) {
+				size_t k = sizeof(s->first) - s->n_first;
+				memcpy(s->first + s->n_first, s->buf + s->end, k < (size_t)n ? k : (size_t)n);
+				s->n_first += k < (size_t)n ? k : (size_t)n;
+			}
 			s->end += (size_t)n;
 			ma_net_quickack(s->fd);
 			return MA_OK;
@@ -196,6 +216,29 @@ int ma_stream_local_address(const struct ma_stream *s, struct sockaddr_storage *
 {
 	*len = sizeof(*addr);
 	return getsockname(s->fd, (struct sockaddr *)addr, len) == 0 ? 0 : -1;
+}
+
+size_t ma_stream_peek(const struct ma_stream *s, unsigned char *buf, size_t len,
+                      bool *handshake)
+{
+	size_t n = s->n_first < len ? s->n_first : len;
+	memcpy(buf, s->first, n);
+	if (handshake != NULL)
+		*handshake = s->handshake;
+	return n;
+}
+
+enum ma_err ma_stream_await_data(struct ma_stream *s, unsigned ms)
+{
+	if (s->end > s->start)
+		return MA_OK;
+	struct ma_deadline cap;
+	ma_deadline_start(&cap, ms);
+	/* The earlier of the two ends. */
+	const struct ma_deadline *dl = s->dl;
+	if (dl == NULL || ma_deadline_remaining_ms(&cap) < ma_deadline_remaining_ms(dl))
+		dl = &cap;
+	return ma_net_wait(s->fd, POLLIN, dl);
 }
 
 struct ma_tls *ma_stream_tls(struct ma_stream *s)

@@ -52,6 +52,20 @@ size_t ma_stream_buffered(const struct ma_stream *s);
 int ma_stream_local_address(const struct ma_stream *s, struct sockaddr_storage *addr,
                             socklen_t *len);
 
+/*
+ * The first bytes the server sent on the plain connection (before any
+ * TLS), for the wrong-port hints (porthint.h): copies at most LEN of them
+ * into BUF and returns how many.  *handshake (may be NULL) tells whether a
+ * TLS handshake was started on this stream.
+ */
+size_t ma_stream_peek(const struct ma_stream *s, unsigned char *buf, size_t len,
+                      bool *handshake);
+
+/* Wait at most MS milliseconds (and never past the stream's deadline) for
+ * the server's first byte: MA_OK when something is there to read,
+ * MA_TIMEOUT when not, or the connection's error. */
+enum ma_err ma_stream_await_data(struct ma_stream *s, unsigned ms);
+
 /* The TLS session, or NULL while plain. */
 struct ma_tls *ma_stream_tls(struct ma_stream *s);
 

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "net.h"
 #include "secret.h"
+#include "tlsexplain.h"
 
 struct ma_tls {
 	SSL_CTX *ctx;
@@ -56,6 +57,9 @@ struct ma_tls {
 	bool verified;        /* chain, name and pins all passed */
 	char session_key[320];
 	bool broken;          /* a fatal error happened: no close_notify */
+	/* For the explanation of a failed handshake: the first bytes the
+	 * server sent and the first certificate check that failed. */
+	struct ma_tls_failure fail;
 };
 
 /* ---- a socket BIO that never raises SIGPIPE, and knows the deadline ----
@@ -102,6 +106,16 @@ static int bio_read(BIO *b, char *buf, int len)
 		BIO_set_retry_read(b);
 	else if (n > 0)
 		ma_net_quickack(t->fd);
+	/* Keep the first bytes of the handshake: "* OK" or "220 " there
+	 * means a plaintext port (porthint.h), a ServerHello's version field
+	 * which TLS version the server chose. */
+	if (n > 0 && !t->handshake_done && t->fail.n_first < sizeof(t->fail.first)) {
+		size_t k = sizeof(t->fail.first) - t->fail.n_first;
+		if (k > (size_t)n)
+			k = (size_t)n;
+		memcpy(t->fail.first + t->fail.n_first, buf, k);
+		t->fail.n_first += k;
+	}
 	return (int)n;
 }
 
@@ -117,19 +131,54 @@ static int bio_create(BIO *b)
 	return 1;
 }
 
-static void describe_ssl_error(struct ma_tls *t, int ret, char *why, size_t whylen)
+/*
+ * The verify callback only watches: it records the first check that failed
+ * (error, depth, that certificate) for the explanation, and returns
+ * OpenSSL's own verdict unchanged, so verification stays OpenSSL's.
+ */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
 {
-	long vr = SSL_get_verify_result(t->ssl);
-	if (vr != X509_V_OK) {
-		snprintf(why, whylen, "certificate verification failed: %s",
-		         X509_verify_cert_error_string(vr));
-		return;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct ma_tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	if (!ok && t != NULL && t->fail.verify_error == X509_V_OK) {
+		int e = X509_STORE_CTX_get_error(xs);
+		t->fail.verify_error = e != X509_V_OK ? e : X509_V_ERR_UNSPECIFIED;
+		t->fail.depth = X509_STORE_CTX_get_error_depth(xs);
+		ma_tlsexplain_cert_info(X509_STORE_CTX_get_current_cert(xs), &t->fail.cert);
 	}
-	unsigned long e = ERR_peek_last_error();
-	if (e != 0) {
-		char buf[200];
-		ERR_error_string_n(e, buf, sizeof(buf));
-		snprintf(why, whylen, "TLS: %s", buf);
+	return ok;
+}
+
+static void describe_ssl_error(struct ma_tls *t, const struct ma_tls_params *p, int ret,
+                               char *why, size_t whylen)
+{
+	struct ma_tls_failure *f = &t->fail;
+	long vr = SSL_get_verify_result(t->ssl);
+	if (vr != X509_V_OK && f->verify_error == X509_V_OK) {
+		X509 *cert = SSL_get1_peer_certificate(t->ssl);
+		f->verify_error = (int)vr;
+		f->depth = 0;
+		ma_tlsexplain_cert_info(cert, &f->cert);
+		X509_free(cert);
+	}
+	f->ssl_error = ERR_peek_last_error();
+	f->port = p->port;
+	f->min_version = p->min_version;
+	f->verify_name = p->verify_name;
+	f->ca_file = p->ca_file;
+	f->ca_path = p->ca_path;
+	enum ma_first_bytes kind = ma_porthint_classify(f->first, f->n_first);
+	if (kind == MA_FIRST_GREETING && f->n_first < sizeof(f->first)) {
+		/* OpenSSL stopped at the 5-byte "record header": read a little
+		 * more of the greeting to quote it.  The connection is lost
+		 * anyway; nothing waits. */
+		ssize_t n = recv(t->fd, f->first + f->n_first, sizeof(f->first) - f->n_first,
+		                 MSG_DONTWAIT);
+		if (n > 0)
+			f->n_first += (size_t)n;
+	}
+	if (f->verify_error != X509_V_OK || f->ssl_error != 0 || kind == MA_FIRST_GREETING) {
+		ma_tlsexplain(f, why, whylen);
 	} else if (ret == 0) {
 		snprintf(why, whylen, "TLS: connection closed by server");
 	} else {
@@ -225,7 +274,8 @@ static enum ma_err check_pins(struct ma_tls *t, const struct ma_tls_params *p,
 			goto out;
 		}
 	}
-	snprintf(why, whylen, "server key matches no configured pin");
+	ma_tlsexplain_cert_info(cert, &t->fail.cert);
+	ma_tlsexplain_pin(hash, p->pins, p->n_pins, &t->fail.cert, why, whylen);
 out:
 	OPENSSL_free(der);
 	X509_free(cert);
@@ -758,6 +808,9 @@ static enum ma_err setup(struct ma_tls *t, const struct ma_tls_params *p,
 	if (t->ssl == NULL)
 		return MA_NOMEM;
 	SSL_set_app_data(t->ssl, t);
+	/* The context's mode (SSL_VERIFY_PEER) with a callback that records
+	 * what failed, for the explanation. */
+	SSL_set_verify(t->ssl, SSL_VERIFY_PEER, verify_cb);
 	BIO *bio = BIO_new(socket_method);
 	if (bio == NULL)
 		return MA_NOMEM;
@@ -808,7 +861,7 @@ enum ma_err ma_tls_connect(int fd, const struct ma_tls_params *p,
 			snprintf(why, whylen, "TLS handshake timed out");
 		} else {
 			rc = MA_TLS;
-			describe_ssl_error(t, r, why, whylen);
+			describe_ssl_error(t, p, r, why, whylen);
 		}
 		goto out;
 	}
@@ -817,7 +870,7 @@ enum ma_err ma_tls_connect(int fd, const struct ma_tls_params *p,
 	 * and a failed chain, but say so explicitly. */
 	if (SSL_get_verify_result(t->ssl) != X509_V_OK) {
 		rc = MA_TLS;
-		describe_ssl_error(t, 1, why, whylen);
+		describe_ssl_error(t, p, 1, why, whylen);
 		goto out;
 	}
 	rc = check_pins(t, p, why, whylen);

@@ -24,12 +24,15 @@ struct ma_tls_params {
 	int min_version;               /* TLS1_2_VERSION / TLS1_3_VERSION */
 	const unsigned char (*pins)[32];   /* SHA-256 of SPKI, n_pins of them */
 	size_t n_pins;
+	unsigned port;                 /* only for the explanations (0: unknown) */
 };
 
 /*
  * Handshake on FD (not owned) before the deadline.  On MA_OK *out is owned by
  * the caller (ma_tls_free).  On failure returns MA_TLS, MA_TIMEOUT,
- * MA_UNAVAILABLE or MA_NOMEM and fills WHY (escaped, e.g. the verify error).
+ * MA_UNAVAILABLE or MA_NOMEM and fills WHY (escaped): which certificate
+ * check failed and what to change (tlsexplain.h), a plaintext greeting
+ * where the handshake should be (porthint.h), or OpenSSL's words.
  */
 enum ma_err ma_tls_connect(int fd, const struct ma_tls_params *p,
                            const struct ma_deadline *dl, struct ma_tls **out,

@@ -61,7 +61,7 @@ struct ma_wire_response {
 	char server[64];
 	char mechanism[32];
 	char tls_version[16];
-	char detail[256];        /* escaped, never secret */
+	char detail[512];        /* escaped, never secret */
 	char login[256];
 };
 

@@ -705,6 +705,17 @@ class Silent(Imap):
         self.c.silent(raw=self.mode == "implicit")
 
 
+@scenario("tls_alert_first", "starttls")
+class TlsAlertFirst(Imap):
+    """A TLS endpoint that speaks first with a TLS alert record (protocol_version),
+    where a plaintext greeting is expected: the client must name the port as an
+    implicit-TLS one (issue [T2 3/3] wrong-port hints)."""
+    def run(self):
+        self.c.note("sending a TLS alert record instead of a greeting")
+        self.c._sock_send(b"\x15\x03\x01\x00\x02\x02\x46")
+        self.c.silent(raw=True)
+
+
 @scenario("drip", "implicit")
 class Drip(Imap):
     def greet(self):
@@ -773,7 +784,7 @@ def make_context(args):
     d = args.certs
     chain = os.path.join(d, args.cert + "-chain.pem")
     leaf = os.path.join(d, args.cert + ".pem")
-    ctx.load_cert_chain(chain if os.path.exists(chain) else leaf,
+    ctx.load_cert_chain(chain if os.path.exists(chain) and not args.leaf_only else leaf,
                         os.path.join(d, args.cert + ".key"))
     return ctx
 
@@ -785,6 +796,8 @@ def parse_args(argv):
                    help="override the scenario's default mode")
     p.add_argument("--certs", help="directory made by tests/lib/certs.sh")
     p.add_argument("--cert", default="server", help="NAME: serve NAME[-chain].pem, NAME.key")
+    p.add_argument("--leaf-only", action="store_true",
+                   help="serve NAME.pem alone, without its issuer (NAME-chain.pem)")
     p.add_argument("--record", help="write what the client sent to this JSON file")
     p.add_argument("--transcript", help="append a readable transcript to this file")
     p.add_argument("--tls-min", default="1.0", choices=sorted(TLS_VERSIONS))

@@ -75,6 +75,31 @@ expect_out "check -u: %l, lower-cased" "login name dave$"
 expect_exit "check -u: unrouted domain" 3 "$MA_TOOL" check -c "$routed" -u eve@example.com
 expect_exit "check -u: root is refused (minimum_uid)" 3 "$MA_TOOL" check -c "$conf" -u root
 
+# tls/port pairs against the well-known ports (RFC 8314): warnings, exit status 0.
+ports=$dir/ports.conf
+ma_write_config "$ports" <<EOF
+ca_file = "$MA_CERTS/ca.pem"
+server imap-implicit { protocol = imap host = "127.0.0.1" port = 143 tls = implicit }
+server imaps-starttls { protocol = imap host = "127.0.0.1" port = 993 tls = starttls }
+server sub-implicit { protocol = smtp host = "127.0.0.1" port = 587 tls = implicit }
+server subs-none { protocol = smtp host = "127.0.0.1" port = 465 tls = none }
+server fine { protocol = imap host = "127.0.0.1" port = 993 tls = implicit }
+EOF
+expect_exit "check: contradicting tls/port pairs are warnings, not errors" 0 "$MA_TOOL" check -c "$ports"
+expect_out "check: warns about tls = implicit on port 143" \
+	"^warning: server imap-implicit: tls = implicit on port 143: .*use tls = starttls, or port 993"
+expect_out "check: warns about tls = starttls on port 993" \
+	"^warning: server imaps-starttls: tls = starttls on port 993: .*implicit TLS.*use tls = implicit"
+expect_out "check: warns about tls = implicit on port 587" \
+	"^warning: server sub-implicit: tls = implicit on port 587: .*use tls = starttls, or port 465"
+expect_out "check: warns about tls = none on port 465" \
+	"^warning: server subs-none: tls = none on port 465: .*use tls = implicit"
+if grep -q "warning: server fine" <<<"$out"; then not_ok "check: no warning for tls = implicit on 993" "$out"; else ok "check: no warning for tls = implicit on 993"; fi
+expect_exit "check -u: the warnings too" 0 "$MA_TOOL" check -c "$ports" -u alice
+expect_out "check -u: warns about tls = starttls on port 993" "^warning: server imaps-starttls: "
+expect_exit "check: the suite's configuration has no warning" 0 "$MA_TOOL" check -c "$conf"
+if grep -q "^warning:" <<<"$out"; then not_ok "check: no warning for usual pairs" "$out"; else ok "check: no warning for usual pairs"; fi
+
 bad=$dir/bad.conf
 ma_write_config "$bad" <<EOF
 timeout = 5
