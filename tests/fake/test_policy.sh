@@ -340,4 +340,105 @@ expect_pam policy-transition alice "$PW" "$MA_PAM_SUCCESS" \
 hasnt "432 then success: no meaning logged" "$MA_PAM_OUT" "meaning="
 fake_ok transition "432: SCRAM, then PLAIN, then QUIT"
 
+# --- 12. through the broker (mailauthd): exit 5, the message, no negative cache, the
+# throttle counts it, the offline verifier is dropped and never answers after it ------
+bdir=$work/broker
+bsock=$bdir/socket
+blog=$work/mailauthd.log
+mkdir -p "$bdir/state"
+chmod 700 "$bdir" "$bdir/state"
+bpid=
+# broker_conf PORT: one SMTP server on PORT; negative cache on, throttle at 3 failures.
+broker_conf() {
+	ma_write_config "$bdir/broker.conf" <<EOF
+timeout = 5
+ca_file = "$MA_CERTS/ca.pem"
+helo_name = "client.test"
+negative_ttl = 600
+max_failures = 3
+failure_window = 600
+offline_ttl = 3600
+state_dir = "$bdir/state"
+server m365 { protocol = smtp host = "127.0.0.1" port = $1 tls = implicit }
+EOF
+}
+broker_up() {
+	local n=50
+	"$MA_ROOT/mailauthd" -f -c "$bdir/broker.conf" -s "$bsock" 2>>"$blog" &
+	bpid=$!
+	pids+=("$bpid")
+	while [ $n -gt 0 ] && [ ! -S "$bsock" ]; do sleep 0.1; n=$((n - 1)); done
+	[ -S "$bsock" ]
+}
+# login_b: `mailauth login -b` as alice; sets out and rc.
+login_b() {
+	set +e
+	out=$(printf '%s\n' "$PW" | "$MA_TOOL" login -b "$bsock" alice 2>&1)
+	rc=$?
+	set -e
+}
+SMTP_OK="tls
+send 220 fake ESMTP
+expect EHLO
+send 250-fake\r\n250 AUTH PLAIN
+expect= AUTH PLAIN {PLAIN}
+send 235 2.7.0 Authentication successful
+expect QUIT"
+SMTP_M365="tls
+send 220 SN4PR0501CA0057.outlook.office365.com Microsoft ESMTP MAIL Service ready
+expect EHLO
+send 250-fake\r\n250 AUTH PLAIN
+expect= AUTH PLAIN {PLAIN}
+send $M365_TENANT
+expect QUIT"
+
+start_fake b1 "$SMTP_OK"
+bport=$PORT_b1
+broker_conf "$bport"
+if broker_up; then ok "broker: mailauthd is up"; else not_ok "broker: mailauthd is up" "$(cat "$blog")"; fi
+login_b
+if [ $rc -eq 0 ]; then ok "broker: a first login succeeds (an offline verifier is stored)"; else not_ok "broker: a first login succeeds" "exit $rc" "$out"; fi
+fake_ok b1 "broker: first fake saw one PLAIN login"
+sleep 1    # the verifier is computed after the answer (ma_serve_remember)
+
+start_fake b2 "$SMTP_M365" --port "$bport"
+login_b
+if [ $rc -eq 5 ]; then ok "broker: mailauth login -b exits 5 for the Microsoft 365 refusal"; else not_ok "broker: mailauth login -b exits 5 for the Microsoft 365 refusal" "exit $rc" "$out"; fi
+has "broker: mailauth login -b prints the meaning" "$out" "meaning: $M365_MEANING"
+has "broker: mailauth login -b prints the remedy" "$out" "remedy: a Microsoft 365 admin enables SMTP AUTH"
+has "broker: source network" "$out" "source network"
+fake_ok b2 "broker: the fake sent the refusal"
+
+# The same password again: not negative-cached, the server is asked again (and this
+# time through PAM: the broker's message reaches the conversation).
+start_fake b3 "$SMTP_M365" --port "$bport"
+{
+	printf 'auth required %s broker=%s\n' "$MA_MODULE" "$bsock"
+	printf 'account required %s broker=%s\n' "$MA_MODULE" "$bsock"
+} >"$(ma_pam_dir)/policy-broker"
+expect_pam policy-broker alice "$PW" "$MA_PAM_AUTHINFO_UNAVAIL" \
+	"broker: through PAM, the policy refusal is PAM_AUTHINFO_UNAVAIL"
+has "broker: through PAM, the meaning reaches the user (TAG_MESSAGE)" "$(conversation)" "$M365_MEANING"
+has "broker: the module logs the message" "$MA_PAM_OUT" "message=\"$M365_MEANING\""
+fake_ok b3 "broker: a policy refusal is not negative-cached (the server was asked again)"
+
+# Every server down now.  The refusal dropped the verifier stored by the first login:
+# no ok-offline for a user the server refuses by policy.
+login_b
+if [ $rc -eq 2 ] && [[ $out != *offline* ]]; then
+	ok "broker: server down after a policy refusal: unavailable, not answered offline"
+else
+	not_ok "broker: server down after a policy refusal: unavailable, not answered offline" "exit $rc" "$out"
+fi
+
+# Two policy refusals so far count as two failures: one more makes max_failures (3),
+# then the throttle answers without asking the server.
+start_fake b4 "$SMTP_M365" --port "$bport"
+login_b
+if [ $rc -eq 5 ]; then ok "broker: a third policy refusal"; else not_ok "broker: a third policy refusal" "exit $rc" "$out"; fi
+fake_ok b4 "broker: the fake sent the third refusal"
+login_b
+has "broker: after three policy refusals the throttle answers" "$out" "source throttle"
+[ -z "$bpid" ] || kill -TERM "$bpid" 2>/dev/null || true
+
 ma_done
