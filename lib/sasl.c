@@ -213,6 +213,8 @@ cancel:
 		if (proto->reply(proto->ctx, &kind, &text, &len) != MA_OK ||
 		    kind == MA_REPLY_CHALLENGE)
 			rc = MA_PROTOCOL;
+		else if (kind == MA_REPLY_POLICY)
+			rc = MA_POLICY;       /* the answer to "*" refuses the account */
 	}
 out:
 	ma_strfreezero(b64);
