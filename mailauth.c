@@ -287,7 +287,15 @@ static int cmd_login_broker(const char *socket_path, const char *user)
 	 * remedy of the row with that meaning is in this binary's table too
 	 * (the broker's log has the whole line). */
 	const struct ma_code_row *row = resp.err == MA_POLICY ? row_of_meaning(resp.message) : NULL;
-	print_reply(row == NULL ? resp.message : "", row != NULL ? row->meaning : NULL,
+	bool alert = row == NULL;
+	if (row == NULL && resp.err == MA_POLICY) {
+		/* The message is the server's [ALERT]: the table knows the
+		 * providers' alerts (Google's) by their text. */
+		row = ma_codes_imap(false, "ALERT", 5, resp.message, strlen(resp.message), true);
+		if (row != NULL && row->cls != MA_CODE_POLICY)
+			row = NULL;
+	}
+	print_reply(alert ? resp.message : "", row != NULL ? row->meaning : NULL,
 	            row != NULL ? row->remedy : NULL);
 	rc = exit_code(resp.err);
 out:
