@@ -349,7 +349,8 @@ static const struct bound request_bounds[] = {
 };
 static const struct bound response_bounds[] = {
 	RS(T_SERVER, server, 63), RS(T_MECHANISM, mechanism, 31), RS(T_TLS, tls_version, 15),
-	RS(T_DETAIL, detail, 255), RS(T_LOGIN, login, 255), RS(T_MESSAGE, message, 255),
+	RS(T_DETAIL, detail, 255), RS(T_LOGIN, login, 255),
+	RS(T_MESSAGE, message, 255),
 };
 
 START_TEST(request_bounds_encoder)
