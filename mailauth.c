@@ -5,7 +5,8 @@
  *
  * Exit status: 0 success, 1 rejected, 2 unavailable (network, TLS,
  * protocol, no mechanism), 3 user unknown / refused before connecting,
- * 4 configuration error, 64 usage.
+ * 4 configuration error, 5 refused by the server's policy (lib/codes.c:
+ * the password may be right, an administrator must act), 64 usage.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "codes.h"
 #include "config.h"
 #include "libmailauth.h"
 #include "porthint.h"
@@ -25,7 +27,7 @@
 
 enum {
 	EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_UNAVAILABLE = 2, EXIT_UNKNOWN = 3,
-	EXIT_CONFIG = 4, EXIT_USAGE = 64,
+	EXIT_CONFIG = 4, EXIT_POLICY = 5, EXIT_USAGE = 64,
 };
 
 #define PASSWORD_BUF 4096
@@ -38,7 +40,8 @@ static int usage(void)
 	        "       mailauth login [-d] [-c FILE] USER\n"
 	        "       mailauth login -b [SOCKET] USER     (through mailauthd; default %s)\n"
 	        "Password for login: from the terminal (no echo) or one line of stdin.\n"
-	        "Exit: 0 ok, 1 rejected, 2 unavailable, 3 unknown user, 4 config error.\n",
+	        "Exit: 0 ok, 1 rejected, 2 unavailable, 3 unknown user, 4 config error,\n"
+	        "      5 refused by the server's policy.\n",
 	        MA_BROKER_SOCKET_DEFAULT);
 	return EXIT_USAGE;
 }
@@ -51,6 +54,7 @@ static int exit_code(enum ma_err err)
 	case MA_BAD_INPUT: return EXIT_REJECTED;
 	case MA_USER_UNKNOWN: return EXIT_UNKNOWN;
 	case MA_CONFIG: return EXIT_CONFIG;
+	case MA_POLICY: return EXIT_POLICY;
 	case MA_UNAVAILABLE: case MA_TLS: case MA_PROTOCOL: case MA_TIMEOUT:
 	case MA_NO_MECH: case MA_NOMEM: case MA_INTERNAL:
 		return EXIT_UNAVAILABLE;
@@ -163,6 +167,29 @@ static int cmd_check(const struct ma_config *cfg, const char *user)
 	return EXIT_OK;
 }
 
+/* What the server's refusal meant and what to do (lib/codes.c), and its
+ * [ALERT] text (already escaped). */
+static void print_reply(const char *alert, const char *meaning, const char *remedy)
+{
+	if (alert != NULL && alert[0] != '\0')
+		printf("server alert: %s\n", alert);
+	if (meaning != NULL)
+		printf("meaning: %s\n", meaning);
+	if (remedy != NULL)
+		printf("remedy: %s\n", remedy);
+}
+
+/* The table row whose meaning is MEANING, or NULL. */
+static const struct ma_code_row *row_of_meaning(const char *meaning)
+{
+	size_t n;
+	const struct ma_code_row *t = ma_codes_table(&n);
+	for (size_t i = 0; meaning[0] != '\0' && i < n; i++)
+		if (strcmp(t[i].meaning, meaning) == 0)
+			return &t[i];
+	return NULL;
+}
+
 /*
  * Read the password: no echo on a terminal, else one line from stdin.
  * With read(2) one byte at a time, straight into BUF: stdio would keep a
@@ -234,6 +261,7 @@ static int cmd_login(const struct ma_config *cfg, const char *user, const struct
 	       ma_err_name(err), res.server[0] ? res.server : "-", res.tls_version,
 	       res.mechanism[0] ? res.mechanism : "-", res.duration_ms,
 	       res.detail[0] && err != MA_OK ? ": " : "", err != MA_OK ? res.detail : "");
+	print_reply(res.alert, res.meaning, res.remedy);
 	rc = exit_code(err);
 out:
 	ma_freezero(password, PASSWORD_BUF);
@@ -279,6 +307,20 @@ static int cmd_login_broker(const char *socket_path, const char *user)
 	       resp.mechanism[0] ? resp.mechanism : "-", ma_wire_source_name(resp.source),
 	       resp.detail[0] && resp.err != MA_OK ? ": " : "",
 	       resp.err != MA_OK ? resp.detail : "");
+	/* The broker sends the alert or a policy refusal's meaning; the
+	 * remedy of the row with that meaning is in this binary's table too
+	 * (the broker's log has the whole line). */
+	const struct ma_code_row *row = resp.err == MA_POLICY ? row_of_meaning(resp.message) : NULL;
+	bool alert = row == NULL;
+	if (row == NULL && resp.err == MA_POLICY) {
+		/* The message is the server's [ALERT]: the table knows the
+		 * providers' alerts (Google's) by their text. */
+		row = ma_codes_imap(false, "ALERT", 5, resp.message, strlen(resp.message), true);
+		if (row != NULL && row->cls != MA_CODE_POLICY)
+			row = NULL;
+	}
+	print_reply(alert ? resp.message : "", row != NULL ? row->meaning : NULL,
+	            row != NULL ? row->remedy : NULL);
 	rc = exit_code(resp.err);
 out:
 	if (req != NULL)

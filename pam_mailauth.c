@@ -112,6 +112,15 @@ static int pam_code(enum ma_err err)
 	case MA_TIMEOUT:
 	case MA_NO_MECH:
 		return PAM_AUTHINFO_UNAVAIL;
+	case MA_POLICY:
+		/* Beyond SPEC 4, which knows only "rejected" and "unavailable": the
+		 * service refuses this way of logging in, or the account, whatever
+		 * the password (Microsoft 365 with SMTP AUTH off, Google without an
+		 * app password, [EXPIRED]).  Not PAM_AUTH_ERR: nothing says the
+		 * password is wrong, and a user told so would only type it again;
+		 * an administrator (or the user, at the provider) must act.  The
+		 * authentication information is unavailable by this method. */
+		return PAM_AUTHINFO_UNAVAIL;
 	case MA_NOMEM:
 		return PAM_BUF_ERR;
 	case MA_CONFIG:
@@ -128,6 +137,36 @@ static enum ma_err load_config(pam_handle_t *pamh, const char *path, struct ma_c
 	if (rc != MA_OK)
 		pam_syslog(pamh, LOG_ERR, "configuration: %s", err[0] ? err : ma_err_name(rc));
 	return rc;
+}
+
+/*
+ * Show the server's word to the user through the PAM conversation: an
+ * IMAP [ALERT] (RFC 9051 7.1: "MUST be presented to the user"), or, for a
+ * policy refusal without one, what it means (a constant of lib/codes.c).
+ * An error message on failure, information on success; nothing under
+ * PAM_SILENT.  MSG is already escaped by the library (or the broker, whose
+ * wire refuses control characters in it); it is cut here to MA_ALERT_MAX
+ * bytes, and any control character left is replaced, so that nothing but
+ * printable text reaches a terminal.  The library only records an alert
+ * that came over TLS (SPEC 2).
+ */
+static void tell_user(pam_handle_t *pamh, int flags, enum ma_err err, const char *alert,
+                      const char *meaning)
+{
+	char msg[MA_ALERT_MAX + 1];
+	const char *text = alert != NULL && alert[0] != '\0' ? alert
+	                 : err == MA_POLICY && meaning != NULL ? meaning : NULL;
+	if (text == NULL || (flags & (int)PAM_SILENT) != 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s", text);
+	for (char *p = msg; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	/* pam_prompt() fails without a conversation function: nothing to do. */
+	if (err == MA_OK)
+		(void)pam_info(pamh, "%s", msg);
+	else
+		(void)pam_error(pamh, "%s", msg);
 }
 
 /* ---- the broker (SPEC 10) ---- */
@@ -170,12 +209,14 @@ static enum ma_err broker_ask(pam_handle_t *pamh, const struct options *opt,
 	}
 	int prio = resp->err == MA_OK || resp->err == MA_AUTH_FAILED ? LOG_INFO : LOG_WARNING;
 	if (req->type == MA_WIRE_AUTH || resp->err != MA_OK)
-		pam_syslog(pamh, prio, "broker: user=%s result=%s source=%s server=%s%s%s",
+		pam_syslog(pamh, prio, "broker: user=%s result=%s source=%s server=%s%s%s%s%s%s",
 		           ma_escape(eu, sizeof(eu), req->user, strlen(req->user)),
 		           ma_err_name(resp->err), ma_wire_source_name(resp->source),
 		           resp->server[0] ? resp->server : "-",
 		           resp->detail[0] && resp->err != MA_OK ? " reason=" : "",
-		           resp->err != MA_OK ? resp->detail : "");
+		           resp->err != MA_OK ? resp->detail : "",
+		           resp->message[0] ? " message=\"" : "", resp->message,
+		           resp->message[0] ? "\"" : "");
 	return resp->err;
 }
 
@@ -230,7 +271,6 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	struct ma_result res;
 	bool refused;
 
-	(void)flags;
 	if (parse_options(pamh, argc, argv, &opt) != 0)
 		goto out;
 	struct ma_log log = { .emit = emit_syslog, .arg = pamh, .debug = opt.debug };
@@ -255,11 +295,16 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 		if (err == MA_OK) {
 			struct ma_wire_request *req = malloc(sizeof(*req));
 			struct ma_wire_response resp;
+			memset(&resp, 0, sizeof(resp));
 			err = MA_NOMEM;
 			if (req != NULL) {
 				request_init(pamh, req, MA_WIRE_AUTH, user, password);
 				err = broker_ask(pamh, &opt, req, &resp);
 				ma_freezero(req, sizeof(*req));
+				/* The broker's MESSAGE is the alert, or the meaning of a
+				 * policy refusal: the same rule as in-process. */
+				if (err == resp.err)
+					tell_user(pamh, flags, err, resp.message, NULL);
 			}
 		} else {
 			char eu[300];
@@ -272,6 +317,7 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	/* PAM_RHOST for forward_client_ip (sent only when it is an address). */
 	struct ma_auth_opts aopts = { .rhost = item(pamh, PAM_RHOST) };
 	err = ma_authenticate_opts(cfg, user, password, &aopts, &log, &res);
+	tell_user(pamh, flags, err, res.alert, res.meaning);
 	if (err == MA_BAD_INPUT || err == MA_USER_UNKNOWN) {
 		char eu[300];
 		pam_syslog(pamh, LOG_NOTICE, "user %s: %s",

@@ -107,7 +107,8 @@ static bool load_script(struct script *s, const uint8_t *p, size_t n)
 		struct reply *r = &s->r[s->n++];
 		r->kind = k == 'C' ? MA_REPLY_CHALLENGE : k == 'S' ? MA_REPLY_SUCCESS
 		        : k == 'R' ? MA_REPLY_REJECTED : k == 'U' ? MA_REPLY_UNSUPPORTED
-		        : k == 'T' ? MA_REPLY_TEMPFAIL : (enum ma_sasl_reply)(k % 5);
+		        : k == 'T' ? MA_REPLY_TEMPFAIL : k == 'P' ? MA_REPLY_POLICY
+		        : k == 'W' ? MA_REPLY_WEAK : (enum ma_sasl_reply)(k % 7);
 		const uint8_t *raw = len > 0 ? line + 1 : line;
 		size_t rawlen = len > 0 ? len - 1 : 0;
 		long iter = fuzz_scram_iterations(raw, rawlen);

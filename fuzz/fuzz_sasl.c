@@ -13,8 +13,9 @@
  *   byte 3  adapter call (1-based) that fails as a broken connection would;
  *           0: none
  * A reply line is a kind letter and the text: 'C' challenge (base64 text),
- * 'S' success, 'R' rejected, 'U' unsupported, 'T' temporary failure; any
- * other letter is taken modulo 5.  When the script ends the connection is
+ * 'S' success, 'R' rejected, 'U' unsupported, 'T' temporary failure, 'P'
+ * policy refusal, 'W' mechanism too weak; any other letter is taken
+ * modulo 7.  When the script ends the connection is
  * closed (MA_UNAVAILABLE).
  *
  * Invariants: only mechanisms both sides allow are started (-PLUS only
@@ -24,7 +25,10 @@
  * "*" in one exchange; success needs the server's success as the last
  * reply, no adapter failure, a mechanism that ran to its end (a SCRAM
  * success needs the right server signature, which only the fixed-nonce
- * mode can give); log lines carry no control character and no credential.
+ * mode can give); a policy refusal ends the whole policy with MA_POLICY
+ * and nothing is begun after it (no PLAIN fallback); MA_POLICY without a
+ * policy reply needs a "too weak" one; log lines carry no control
+ * character and no credential.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,9 @@ struct script {
 	char *text;                 /* current challenge text */
 	const struct ma_sasl_creds *creds;
 	struct fuzz_log *log;
+	unsigned policy_replies;    /* MA_REPLY_POLICY answers seen */
+	unsigned policy_at;         /* n_begun when the last one came */
+	unsigned weak_replies;      /* MA_REPLY_WEAK answers seen */
 };
 
 static bool fail_now(struct script *s)
@@ -138,8 +145,16 @@ static enum ma_err s_reply(void *ctx, enum ma_sasl_reply *kind, const char **tex
 	case 'R': *kind = MA_REPLY_REJECTED; break;
 	case 'U': *kind = MA_REPLY_UNSUPPORTED; break;
 	case 'T': *kind = MA_REPLY_TEMPFAIL; break;
-	default: *kind = (enum ma_sasl_reply)(k % 5); break;
+	case 'P': *kind = MA_REPLY_POLICY; break;
+	case 'W': *kind = MA_REPLY_WEAK; break;
+	default: *kind = (enum ma_sasl_reply)(k % 7); break;
 	}
+	if (*kind == MA_REPLY_POLICY) {
+		s->policy_replies++;
+		s->policy_at = s->n_begun;
+	}
+	if (*kind == MA_REPLY_WEAK)
+		s->weak_replies++;
 	/* A C string, as the protocol clients hand it over. */
 	s->text = fuzz_strndup(n > 0 ? p + 1 : p, n > 0 ? n - 1 : 0);
 	*text = s->text;
@@ -273,6 +288,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (used == MA_MECH_LOGIN)
 			CHECK(s.sent_password);
 	}
+	/* A policy refusal ends everything: nothing is begun after it (no
+	 * PLAIN fallback, no next mechanism) and the verdict is MA_POLICY. */
+	if (s.policy_replies > 0) {
+		CHECK(rc == MA_POLICY);
+		CHECK(s.policy_replies == 1 && s.policy_at == s.n_begun);
+	}
+	if (rc == MA_POLICY)
+		CHECK(s.policy_replies > 0 || s.weak_replies > 0);
 	if (s.failed)
 		CHECK(rc != MA_OK);
 	if (s.n_begun == 0)

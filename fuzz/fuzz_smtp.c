@@ -59,13 +59,18 @@ static void check_reply_line(const char *line, size_t len)
 			CHECK(k == MA_REPLY_SUCCESS);
 		else if (code == 535)
 			CHECK(k == MA_REPLY_REJECTED);
+		else if (code == 432 || code == 534)
+			/* RFC 4954 6: transition needed / too weak: the next
+			 * mechanism, policy when none is accepted (lib/codes.c) */
+			CHECK(k == MA_REPLY_WEAK);
+		else if (code == 530 || code == 538)
+			CHECK(k == MA_REPLY_POLICY);
 		else if (code >= 400 && code < 500)
 			CHECK(k == MA_REPLY_TEMPFAIL);
 		else if (code >= 500)
 			/* never "try another mechanism" once a credential went out,
-			 * except for the explicit 504 / 534 */
-			CHECK(k == (sent && code != 504 && code != 534 ? MA_REPLY_REJECTED
-			                                               : MA_REPLY_UNSUPPORTED));
+			 * except for the explicit 504 */
+			CHECK(k == (sent && code != 504 ? MA_REPLY_REJECTED : MA_REPLY_UNSUPPORTED));
 		else
 			CHECK(k == -1);   /* other 2xx/3xx: out of sequence */
 	}

@@ -28,7 +28,7 @@
 enum {
 	T_USER = 1, T_PASSWORD = 2, T_SERVICE = 3, T_RHOST = 4, T_TTY = 5, T_RUSER = 6,
 	T_ERR = 16, T_SOURCE = 17, T_SERVER = 18, T_MECHANISM = 19, T_TLS = 20,
-	T_DETAIL = 21, T_LOGIN = 22,
+	T_DETAIL = 21, T_LOGIN = 22, T_MESSAGE = 23,
 };
 
 /* The bounds of wire.h, written out again: 0 for a tag that is not a
@@ -54,6 +54,7 @@ static size_t response_bound(unsigned tag)
 	case T_TLS: return 15;
 	case T_DETAIL: return 511;
 	case T_LOGIN: return 255;
+	case T_MESSAGE: return 255;
 	default: return 0;
 	}
 }
@@ -81,7 +82,7 @@ static bool expected(enum ma_wire_type type, const uint8_t *b, size_t len, bool 
 		if (response && (tag == T_ERR || tag == T_SOURCE)) {
 			if (flen != 1)
 				return false;
-			if (tag == T_ERR && v[0] > MA_INTERNAL)
+			if (tag == T_ERR && v[0] > MA_ERR_MAX)
 				return false;
 			if (tag == T_SOURCE && v[0] >= MA_SOURCE_COUNT)
 				return false;
@@ -90,6 +91,10 @@ static bool expected(enum ma_wire_type type, const uint8_t *b, size_t len, bool 
 		size_t bound = response ? response_bound(tag) : request_bound(tag);
 		if (bound == 0 || flen == 0 || flen > bound || memchr(v, 0, flen) != NULL)
 			return false;
+		/* The message is for a terminal: no control character. */
+		for (size_t k = 0; response && tag == T_MESSAGE && k < flen; k++)
+			if (v[k] < 0x20 || v[k] == 0x7f)
+				return false;
 	}
 	*has_source = seen[T_SOURCE];
 	if (response)
@@ -199,16 +204,18 @@ static void check_response(const uint8_t *body, size_t len)
 		CHECK(why != NULL && why[0] != '\0');
 		CHECK(out.err != MA_OK);
 		CHECK(out.server[0] == '\0' && out.mechanism[0] == '\0' &&
-		      out.tls_version[0] == '\0' && out.detail[0] == '\0' && out.login[0] == '\0');
+		      out.tls_version[0] == '\0' && out.detail[0] == '\0' && out.login[0] == '\0' &&
+		      out.message[0] == '\0');
 		return;
 	}
-	CHECK((unsigned)out.err <= MA_INTERNAL && (unsigned)out.source < MA_SOURCE_COUNT);
+	CHECK((unsigned)out.err <= MA_ERR_MAX && (unsigned)out.source < MA_SOURCE_COUNT);
 	CHECK(has_source);
 	check_field(out.server, sizeof(out.server), 63);
 	check_field(out.mechanism, sizeof(out.mechanism), 31);
 	check_field(out.tls_version, sizeof(out.tls_version), 15);
 	check_field(out.detail, sizeof(out.detail), 511);
 	check_field(out.login, sizeof(out.login), 255);
+	check_field(out.message, sizeof(out.message), 255);
 
 	unsigned char frame[MA_WIRE_MAX_FRAME];
 	size_t flen = 0, blen = 0;

@@ -225,6 +225,13 @@ def sasl_seeds():
     write("fuzz_sasl", "plus-unbound-nofallback", hdr(S1P | S1 | PLAIN, DEFAULT, 6) +
           lines(b"R", b"R"))
     write("fuzz_sasl", "plus-unsupported", hdr(S256P | S256, DEFAULT, 6) + lines(b"U", b"R"))
+    # lib/codes.c: a policy refusal ends everything (no PLAIN fallback); "too
+    # weak" moves on, and is policy when nothing is left.
+    write("fuzz_sasl", "policy-no-fallback", hdr(S256 | PLAIN, DEFAULT, 3) + b"P")
+    write("fuzz_sasl", "weak-then-plain", hdr(S256 | PLAIN, DEFAULT, 3) + lines(b"W", b"S"))
+    write("fuzz_sasl", "weak-all", hdr(S256 | PLAIN | LOGIN, DEFAULT, 3) + lines(b"W", b"W", b"W"))
+    write("fuzz_sasl", "scram-error-policy", hdr(S256 | PLAIN, DEFAULT, 11) +
+          lines(b"C" + b64(b"e=other-error"), b"P"))
 
 
 def alloc_seeds():
@@ -343,7 +350,21 @@ def wire_seeds():
         ("truncated", frame(1, user, pw)[:-3]),
         ("huge-header", frame(1, user, pw, length=4097)),
         ("bad-version", frame(1, user, pw, version=2)),
-        ("bad-code", frame(0x81, tlv(16, b"\x0c"), tlv(17, b"\x00"))),
+        ("bad-code", frame(0x81, tlv(16, b"\x0d"), tlv(17, b"\x00"))),
+        # MA_POLICY (12) with the message for the user (TAG_MESSAGE 23), and a
+        # message with a control character (refused).
+        ("result-policy", frame(0x81, tlv(16, b"\x0c"), tlv(17, b"\x00"), tlv(18, b"m365"),
+                                tlv(21, b"server: 535 5.7.139 Authentication unsuccessful, "
+                                        b"SmtpClientAuthentication is disabled for the Tenant."),
+                                tlv(23, b"Microsoft 365: SMTP AUTH (Basic) is disabled for the "
+                                        b"whole tenant"))),
+        ("result-alert", frame(0x81, tlv(16, b"\x0c"), tlv(17, b"\x00"),
+                               tlv(23, b"Application-specific password required: "
+                                       b"https://support.google.com/accounts/answer/185833 (Failure)"))),
+        ("result-message-esc", frame(0x81, tlv(16, b"\x01"), tlv(17, b"\x00"),
+                                     tlv(23, b"\x1b[2J owned"))),
+        ("result-message-bound", frame(0x81, tlv(16, b"\x00"), tlv(17, b"\x00"),
+                                       tlv(23, b"m" * 256))),
     ]:
         write("fuzz_wire", name, data)
 
@@ -381,12 +402,60 @@ def porthint_seeds():
             write("fuzz_porthint", name, hdr(1, 993, pick) + der)
     except (OSError, subprocess.CalledProcessError):
         pass
+def codes_seeds():
+    # fuzz/fuzz_codes.c: byte 0 payload_sent, bytes 1-2 a reply code for the
+    # raw lookups, then lines.  The providers' replies byte for byte.
+    def hdr(payload=1, code=535):
+        n = (code - 100) % 600
+        return bytes([payload, n >> 8, n & 0xff])
+    for name, code, data in [
+        ("m365-tenant", 535, b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication "
+                             b"is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled "
+                             b"for more information. [SN4PR0501CA0057.namprd05.prod.outlook.com "
+                             b"2026-12-05T07:12:31.417Z 08DD1A2B3C4D5E6F]"),
+        ("m365-mailbox", 535, b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication "
+                              b"is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled"),
+        ("m365-basic", 535, b"535 5.7.139 Authentication unsuccessful, basic authentication is "
+                            b"disabled. [AM0PR02CA0107.eurprd02.prod.outlook.com]"),
+        ("m365-retired", 550, b"550 5.7.30 Basic authentication is not supported for Client "
+                              b"Submission."),
+        ("m365-wrong", 535, b"535 5.7.3 Authentication unsuccessful [SN4PR0501CA0057]"),
+        ("google-app", 534, crlf(b"534-5.7.9 Application-specific password required. For more "
+                                 b"information, go to",
+                                 b"534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor "
+                                 b"6a1803df08f44-8ffd82ea9casm7101606d6.42 - gsmtp")),
+        ("google-web", 534, crlf(b"534-5.7.14 <https://accounts.google.com/signin/continue?x> Please "
+                                 b"log in via your web browser and", b"534-5.7.14 then try again.",
+                                 b"534-5.7.14  Learn more at",
+                                 b"534 5.7.14  https://support.google.com/mail/answer/78754 - gsmtp")),
+        ("google-bad", 535, crlf(b"535-5.7.8 Username and Password not accepted. For more "
+                                 b"information, go to",
+                                 b"535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")),
+        ("rfc4954", 454, lines(b"454 4.7.0 Temporary authentication failure")),
+        ("transition", 432, b"432 4.7.12 A password transition is needed"),
+        ("weak", 534, b"534 5.7.9 Authentication mechanism is too weak"),
+        ("encrypt", 538, b"538 5.7.11 Encryption required for requested authentication mechanism"),
+        ("unsupported", 504, b"504 5.5.4 Unrecognized authentication type"),
+        ("bare-535", 535, b"535 Authentication failed"),
+        ("imap-gmail-alert", 535, b"a2 NO [ALERT] Application-specific password required: "
+                                  b"https://support.google.com/accounts/answer/185833 (Failure)"),
+        ("imap-gmail-web", 535, b"a1 NO [ALERT] Please log in via your web browser: "
+                                b"https://support.google.com/mail/accounts/answer/78754 (Failure)"),
+        ("imap-unavailable", 454, b"a2 NO [UNAVAILABLE] Temporary authentication failure."),
+        ("imap-expired", 535, b"a2 NO [EXPIRED] Password expired"),
+        ("imap-bad", 504, b"a2 BAD Unsupported authentication mechanism."),
+        ("imap-codeless", 535, b"a2 NO AUTHENTICATE failed."),
+        ("ok-alert", 235, b"a1 OK [ALERT] Your password expires in 3 days"),
+        ("enhanced-edge", 535, b"535 5.7.1390 SmtpClientAuthentication is disabled for the Tenant"),
+    ]:
+        write("fuzz_codes", name, hdr(1, code) + data)
+    write("fuzz_codes", "before-payload", hdr(0, 502) + b"502 5.5.1 Unrecognized command.")
 
 
 def main():
     for target in ("fuzz_base64", "fuzz_imap", "fuzz_smtp", "fuzz_config", "fuzz_scram",
                    "fuzz_mech", "fuzz_sasl", "fuzz_alloc", "fuzz_session", "fuzz_wire",
-                   "fuzz_porthint"):
+                   "fuzz_porthint", "fuzz_codes"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
     base64_seeds()
     imap_seeds()
@@ -399,6 +468,7 @@ def main():
     session_seeds()
     wire_seeds()
     porthint_seeds()
+    codes_seeds()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@
 
 #include <openssl/ssl.h>
 
+#include "codes.h"
 #include "config.h"
 #include "log.h"
 #include "libmailauth.h"
@@ -163,6 +164,53 @@ static void explain_plain_failure(struct ma_session *s, enum ma_err rc, long ela
 		ma_porthint_tls_on_plain(s->why, sizeof(s->why), s->srv->port, first, n);
 	else if (kind == MA_FIRST_NOTHING && rc == MA_TIMEOUT)
 		ma_porthint_no_greeting(s->why, sizeof(s->why), s->srv->port, elapsed_ms);
+}
+
+/*
+ * What the server's answer to the login meant (lib/codes.c) and its
+ * [ALERT], for the caller: the meaning and remedy only for a failure that
+ * a classified reply decided (a refusal before a later success, or before
+ * a transport error, tells nothing about the result); the alert whatever
+ * the result (RFC 9051 7.1: it "MUST be presented to the user").
+ */
+static void record_reply(struct ma_result *res, const struct ma_session *s, enum ma_err rc)
+{
+	const struct ma_code_row *row = s->code_row;
+	bool decided = row != NULL && rc != MA_OK &&
+	               (rc == MA_AUTH_FAILED || rc == MA_POLICY || rc == MA_UNAVAILABLE ||
+	                rc == MA_NO_MECH);
+	res->meaning = decided ? row->meaning : NULL;
+	res->remedy = decided ? row->remedy : NULL;
+	res->code_id = decided ? row->id : NULL;
+	set_text(res->alert, sizeof(res->alert), s->alert);
+}
+
+/* The log line's tail for RES: meaning="..." remedy="..." alert="...".
+ * The table's strings hold no '"' or control character (test_codes
+ * checks it); the alert is escaped, and '"' in it is shown as \x22. */
+static const char *reply_fields(const struct ma_result *res, char *buf, size_t len)
+{
+	char alert[4 * MA_ALERT_MAX + 4];
+	size_t o = 0;
+	buf[0] = '\0';
+	if (res->meaning != NULL)
+		(void)snprintf(buf, len, " code=%s meaning=\"%s\" remedy=\"%s\"", res->code_id,
+		               res->meaning, res->remedy);
+	o = strlen(buf);
+	if (res->alert[0] != '\0' && o < len) {
+		size_t a = 0;
+		for (const char *p = res->alert; *p != '\0' && a + 5 < sizeof(alert); p++) {
+			if (*p == '"') {
+				memcpy(alert + a, "\\x22", 4);
+				a += 4;
+			} else {
+				alert[a++] = *p;
+			}
+		}
+		alert[a] = '\0';
+		(void)snprintf(buf + o, len - o, " alert=\"%s\"", alert);
+	}
+	return buf;
 }
 
 /* Connect, start TLS for implicit mode, and run the protocol on one server. */
@@ -337,15 +385,16 @@ enum ma_err ma_authenticate_opts(const struct ma_config *cfg, const char *user,
 		         s.mechanism_set ? ma_mech_name(s.mechanism) : "none");
 		set_text(res->tls_version, sizeof(res->tls_version),
 		         s.tls_version[0] != '\0' ? s.tls_version : "none");
-		char eh[128], eu[300];
+		record_reply(res, &s, rc);
+		char eh[128], eu[300], more[1024];
 		ma_log(log, rc == MA_OK || rc == MA_AUTH_FAILED ? LOG_INFO : LOG_WARNING,
 		       "server=%s host=%s port=%u tls=%s mechanism=%s user=%s result=%s "
-		       "duration=%ldms%s%s", srv->name,
+		       "duration=%ldms%s%s%s", srv->name,
 		       ma_escape(eh, sizeof(eh), srv->host, strlen(srv->host)), srv->port,
 		       res->tls_version, res->mechanism, ma_escape(eu, sizeof(eu), login, strlen(login)),
 		       ma_err_name(rc),
 		       ma_elapsed_ms(&t0), s.why[0] != '\0' && rc != MA_OK ? " reason=" : "",
-		       rc != MA_OK ? s.why : "");
+		       rc != MA_OK ? s.why : "", reply_fields(res, more, sizeof(more)));
 		if (!ma_err_unavailable(rc))
 			break;
 	}

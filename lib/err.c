@@ -20,6 +20,7 @@ const char *ma_err_name(enum ma_err err)
 	case MA_CONFIG: return "config-error";
 	case MA_NOMEM: return "out-of-memory";
 	case MA_INTERNAL: return "internal-error";
+	case MA_POLICY: return "policy";
 	}
 	return "unknown-error";
 }

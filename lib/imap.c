@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "codes.h"
 #include "log.h"
 #include "sasl.h"
 #include "secret.h"
@@ -180,6 +181,36 @@ int ma_imap_astring(const char *s, size_t len, char *buf, size_t cap, size_t *us
 	return 1;
 }
 
+static bool code_is(const struct ma_imap_line *l, const char *word)
+{
+	if (l->code == NULL)
+		return false;
+	size_t w = 0;
+	while (w < l->code_len && l->code[w] != ' ')
+		w++;
+	return word_is(l->code, w, word);
+}
+
+int ma_imap_auth_reply(const struct ma_imap_line *l, bool payload_sent,
+                       const struct ma_code_row **row)
+{
+	*row = NULL;
+	if (l->kind == MA_IMAP_CONTINUATION)
+		return MA_REPLY_CHALLENGE;
+	if (l->kind != MA_IMAP_TAGGED)
+		return -1;
+	if (l->status == MA_IMAP_OK)
+		return MA_REPLY_SUCCESS;
+	/* NO and BAD: lib/codes.c decides.  A NO after the server has seen our
+	 * credentials, or any NO with an RFC 5530 verdict, is a rejection
+	 * (never a second try) unless the table knows it for a temporary
+	 * failure or a policy refusal; BAD, or NO before any payload: the
+	 * mechanism is unsupported. */
+	*row = ma_codes_imap(l->status == MA_IMAP_BAD, l->code, l->code_len, l->text,
+	                     l->text_len, payload_sent);
+	return *row != NULL ? ma_codes_sasl_reply(*row) : MA_REPLY_REJECTED;
+}
+
 /* ---- the dialogue ---- */
 
 static enum ma_err fail(struct imap *im, enum ma_err err, const char *what,
@@ -224,16 +255,6 @@ static enum ma_err read_line(struct imap *im, struct ma_imap_line *l)
 	if (l->code != NULL && l->code_len >= 8 && strncasecmp(l->code, "REFERRAL", 8) == 0)
 		return fail(im, MA_PROTOCOL, "server sent a referral", line, len);
 	return MA_OK;
-}
-
-static bool code_is(const struct ma_imap_line *l, const char *word)
-{
-	if (l->code == NULL)
-		return false;
-	size_t w = 0;
-	while (w < l->code_len && l->code[w] != ' ')
-		w++;
-	return word_is(l->code, w, word);
 }
 
 static void caps_from_code(const struct ma_imap_line *l, struct ma_caps *caps)
@@ -341,6 +362,7 @@ static enum ma_err sasl_begin(void *ctx, const char *mech, const char *ir)
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return MA_INTERNAL;
 	im->payload_sent = ir != NULL;
+	im->s->code_row = NULL;      /* a new command, a new answer */
 	if (ir == NULL) {
 		char line[80];
 		n = snprintf(line, sizeof(line), "%s\r\n", head);
@@ -376,6 +398,8 @@ static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **
 			*len = l.text_len;
 			return MA_OK;
 		}
+		if (code_is(&l, "ALERT"))
+			ma_session_alert(im->s, l.text, l.text_len);
 		if (l.kind == MA_IMAP_UNTAGGED) {
 			if (l.status == MA_IMAP_BYE)
 				return fail(im, MA_UNAVAILABLE, "server closed the session", l.text, l.text_len);
@@ -383,22 +407,7 @@ static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **
 		}
 		if (l.tag_len != strlen(im->tag) || memcmp(l.tag, im->tag, l.tag_len) != 0)
 			return fail(im, MA_PROTOCOL, "reply with an unexpected tag", l.tag, l.tag_len);
-		if (l.status == MA_IMAP_OK) {
-			*kind = MA_REPLY_SUCCESS;
-		} else if (code_is(&l, "UNAVAILABLE")) {
-			/* RFC 5530: temporary failure, not a verdict on the password. */
-			*kind = MA_REPLY_TEMPFAIL;
-		} else if (l.status == MA_IMAP_NO &&
-		           (im->payload_sent || code_is(&l, "AUTHENTICATIONFAILED") ||
-		            code_is(&l, "AUTHORIZATIONFAILED") || code_is(&l, "EXPIRED") ||
-		            code_is(&l, "CONTACTADMIN") || code_is(&l, "PRIVACYREQUIRED"))) {
-			/* A NO after the server has seen our credentials, or any NO with
-			 * an RFC 5530 verdict, is a rejection: never a second try. */
-			*kind = MA_REPLY_REJECTED;
-		} else {
-			/* BAD, or NO before any payload: the mechanism is unsupported. */
-			*kind = MA_REPLY_UNSUPPORTED;
-		}
+		*kind = (enum ma_sasl_reply)ma_imap_auth_reply(&l, im->payload_sent, &im->s->code_row);
 		if (*kind != MA_REPLY_SUCCESS) {
 			char esc[160];
 			snprintf(im->s->why, sizeof(im->s->why), "server: %s",
@@ -422,6 +431,7 @@ static enum ma_err login_command(struct imap *im)
 
 	if (buf == NULL)
 		return MA_NOMEM;
+	s->code_row = NULL;
 	snprintf(im->tag, sizeof(im->tag), "a%u", ++im->tagno);
 	used = (size_t)snprintf(buf, cap, "%s LOGIN ", im->tag);
 
@@ -456,12 +466,20 @@ static enum ma_err login_command(struct imap *im)
 	rc = send_line(im, buf, used + 2, "LOGIN <redacted>");
 	if (rc != MA_OK || (rc = await_tagged(im, &l, NULL)) != MA_OK)
 		goto out;
+	if (code_is(&l, "ALERT"))
+		ma_session_alert(s, l.text, l.text_len);
 	if (l.status == MA_IMAP_OK) {
 		rc = MA_OK;
+	} else if (l.status == MA_IMAP_NO) {
+		/* The password went out with the command: lib/codes.c tells a
+		 * rejection from a temporary failure or a policy refusal. */
+		int k = ma_imap_auth_reply(&l, true, &s->code_row);
+		rc = k == MA_REPLY_TEMPFAIL ? MA_UNAVAILABLE : k == MA_REPLY_POLICY ? MA_POLICY
+		                                                                     : MA_AUTH_FAILED;
+		rc = fail(im, rc, rc == MA_UNAVAILABLE ? "server unavailable" : "server", l.text,
+		          l.text_len);
 	} else if (code_is(&l, "UNAVAILABLE")) {
 		rc = fail(im, MA_UNAVAILABLE, "server unavailable", l.text, l.text_len);
-	} else if (l.status == MA_IMAP_NO) {
-		rc = fail(im, MA_AUTH_FAILED, "server", l.text, l.text_len);
 	} else {
 		rc = fail(im, MA_PROTOCOL, "LOGIN refused", l.text, l.text_len);
 	}
@@ -574,7 +592,7 @@ enum ma_err ma_imap_session(struct ma_session *s)
 		rc = authenticate(&im);
 	}
 	/* Say goodbye without waiting for the answer: the verdict is known. */
-	if (rc == MA_OK || rc == MA_AUTH_FAILED || rc == MA_NO_MECH)
+	if (rc == MA_OK || rc == MA_AUTH_FAILED || rc == MA_NO_MECH || rc == MA_POLICY)
 		logout(&im);
 out:
 	return rc;

@@ -5,6 +5,7 @@
 #ifndef MA_IMAP_H
 #define MA_IMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "session.h"
@@ -39,5 +40,18 @@ int ma_imap_parse_caps(const char *list, size_t len, struct ma_caps *caps);
  * Returns 1 for quoted, 2 for literal, -1 when it does not fit or S has NUL.
  */
 int ma_imap_astring(const char *s, size_t len, char *buf, size_t cap, size_t *used);
+
+struct ma_code_row;
+
+/*
+ * How the SASL engine should read line L in an AUTHENTICATE exchange (or
+ * the tagged answer to LOGIN), PAYLOAD_SENT telling whether any
+ * credential-bearing data went out: an enum ma_sasl_reply value (sasl.h),
+ * or -1 for an untagged line.  A tagged NO or BAD is read through the
+ * table of lib/codes.c, whose row goes to *ROW (NULL for OK and
+ * continuations).
+ */
+int ma_imap_auth_reply(const struct ma_imap_line *l, bool payload_sent,
+                       const struct ma_code_row **row);
 
 #endif

@@ -29,7 +29,15 @@ enum ma_err {
 	MA_CONFIG,        /* configuration missing or invalid */
 	MA_NOMEM,
 	MA_INTERNAL,
+	MA_POLICY,        /* the service refuses this way of logging in, or the
+	                     account, whatever the password (Microsoft 365 with
+	                     SMTP AUTH off, Google without an app password,
+	                     RFC 5530 [EXPIRED]...): an administrator or the user
+	                     must act; no other server is asked (lib/codes.c) */
 };
+/* The highest value (the broker's wire checks it).  A macro, not an
+ * enumerator, so that -Wswitch still asks every switch for each error. */
+#define MA_ERR_MAX MA_POLICY
 
 /* Static, human-readable name of an error ("auth-failed", "tls", ...). */
 const char *ma_err_name(enum ma_err err);
@@ -46,6 +54,9 @@ struct ma_log {
 	bool debug;            /* also emit the redacted protocol exchange */
 };
 
+/* Longest server [ALERT] text shown to a user or logged (escaped bytes). */
+#define MA_ALERT_MAX 200
+
 /* What one authentication did, for the caller's one log line. */
 struct ma_result {
 	enum ma_err err;
@@ -57,6 +68,15 @@ struct ma_result {
 	long duration_ms;
 	int server_index;      /* cfg->servers[] that gave the verdict, -1 none */
 	bool fell_back;        /* a SCRAM/CRAM rejection, then PLAIN on that server */
+	/* The server's refusal as lib/codes.c reads it (static strings of its
+	 * table, or NULL when the verdict was not a classified server reply). */
+	const char *meaning;
+	const char *remedy;
+	const char *code_id;   /* the table row, e.g. "m365-smtp-auth-disabled-tenant" */
+	/* The text of an IMAP [ALERT] in the answer to the login (RFC 9051
+	 * 7.1: "MUST be presented to the user"), escaped, at most MA_ALERT_MAX
+	 * (200) bytes; only when it came over TLS; "" otherwise. */
+	char alert[256];
 };
 
 /* What a caller (the broker) remembers of a user at one server. */

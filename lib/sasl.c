@@ -161,6 +161,12 @@ static enum ma_err exchange(const struct ma_sasl_proto *proto,
 		case MA_REPLY_TEMPFAIL:
 			rc = MA_UNAVAILABLE;
 			goto out;
+		case MA_REPLY_POLICY:
+			rc = MA_POLICY;
+			goto out;
+		case MA_REPLY_WEAK:
+			rc = MA_NO_MECH;      /* *last tells the policy why */
+			goto out;
 		case MA_REPLY_CHALLENGE:
 			break;
 		}
@@ -207,6 +213,8 @@ cancel:
 		if (proto->reply(proto->ctx, &kind, &text, &len) != MA_OK ||
 		    kind == MA_REPLY_CHALLENGE)
 			rc = MA_PROTOCOL;
+		else if (kind == MA_REPLY_POLICY)
+			rc = MA_POLICY;       /* the answer to "*" refuses the account */
 	}
 out:
 	ma_strfreezero(b64);
@@ -267,6 +275,11 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 	unsigned plus = MA_MECH_BIT(MA_MECH_SCRAM_SHA_256_PLUS) | MA_MECH_BIT(MA_MECH_SCRAM_SHA_1_PLUS);
 	if (server_mechs & plus)
 		unbound.cb_type = NULL;
+	/* RFC 4954 section 6: 534 5.7.9 "Authentication mechanism is too weak"
+	 * and 432 4.7.12 "A password transition is needed" refuse a mechanism,
+	 * not the password: the next one is tried; when none is accepted the
+	 * server's policy is what failed, not the lack of a mechanism. */
+	bool weak = false;
 
 	for (size_t i = 0; i < n; i++) {
 		enum ma_sasl_reply last;
@@ -275,8 +288,10 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 		*used = m;
 		rc = exchange(proto, mech_table[m], is_plus(m) ? c : &unbound, log, &last, &proved);
 		ma_debug(log, "mechanism %s: %s", mech_table[m]->name, ma_err_name(rc));
-		if (rc == MA_NO_MECH)
+		if (rc == MA_NO_MECH) {
+			weak = weak || last == MA_REPLY_WEAK;
 			continue;     /* unsupported, or unusable for these credentials */
+		}
 		/* The unbound retry: a -PLUS attempt refused with a bare NO / 535
 		 * (the server's verdict, not an e= server-error inside SCRAM, and no
 		 * valid server signature) is retried once with the same-hash SCRAM
@@ -332,5 +347,5 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 		}
 		return rc;
 	}
-	return MA_NO_MECH;
+	return weak ? MA_POLICY : MA_NO_MECH;
 }

@@ -72,6 +72,11 @@ enum ma_sasl_reply {
 	MA_REPLY_REJECTED,      /* credentials refused: IMAP NO [AUTHENTICATIONFAILED], SMTP 535 */
 	MA_REPLY_UNSUPPORTED,   /* mechanism not available: IMAP BAD / NO without verdict, SMTP 504 */
 	MA_REPLY_TEMPFAIL,      /* IMAP [UNAVAILABLE], SMTP 4xx */
+	MA_REPLY_POLICY,        /* the service refuses this login whatever the password
+	                           (lib/codes.c class policy): stop, no fallback */
+	MA_REPLY_WEAK,          /* this mechanism is refused (SMTP 534 5.7.9 too weak,
+	                           432 4.7.12 transition needed): try the next; policy
+	                           when none is accepted */
 };
 
 /* The protocol side of an exchange (imap.c, smtp.c). */
@@ -104,9 +109,11 @@ size_t ma_sasl_candidates(unsigned server_mechs, unsigned allowed, bool have_cb,
  * -PLUS attempt refused with a bare rejection is retried once with the
  * same-hash SCRAM without -PLUS (see struct ma_sasl_policy); a SCRAM or
  * CRAM rejection retries once with PLAIN when FALLBACK is set and
- * the server offers PLAIN; any other rejection ends.  Returns MA_OK,
- * MA_AUTH_FAILED, MA_UNAVAILABLE (tempfail), MA_NO_MECH (nothing usable)
- * or a transport/protocol error.  *used names the last mechanism tried.
+ * the server offers PLAIN; any other rejection ends; a policy refusal ends
+ * with MA_POLICY (never a PLAIN retry), and so does a list of candidates
+ * that ran out after a "too weak" refusal.  Returns MA_OK, MA_AUTH_FAILED,
+ * MA_UNAVAILABLE (tempfail), MA_POLICY, MA_NO_MECH (nothing usable) or a
+ * transport/protocol error.  *used names the last mechanism tried.
  */
 enum ma_err ma_sasl_authenticate(const struct ma_sasl_proto *proto,
                                  unsigned server_mechs, unsigned allowed,

@@ -406,13 +406,22 @@ void ma_serve_request(struct ma_serve *sv, const struct ma_wire_request *req,
 	fill(resp, err, MA_SOURCE_NETWORK, res.server, res.mechanism, res.tls_version,
 	     err == MA_OK ? "" : res.detail);
 	snprintf(resp->login, sizeof(resp->login), "%s", res.login);
+	/* For the user: the server's [ALERT] (escaped by the library, only
+	 * over TLS), else the meaning of a policy refusal (a table constant). */
+	snprintf(resp->message, sizeof(resp->message), "%s",
+	         res.alert[0] != '\0' ? res.alert
+	         : err == MA_POLICY && res.meaning != NULL ? res.meaning : "");
 	if (sv->offline == NULL)
 		goto log;
 	if (err == MA_OK) {
 		*remember = !shared && cfg->offline_ttl > 0;
-	} else if (err == MA_AUTH_FAILED) {
+	} else if (err == MA_AUTH_FAILED || err == MA_POLICY) {
 		/* The password may have changed: the old one must not keep
-		 * working offline. */
+		 * working offline.  A policy refusal (the provider turned
+		 * password logins off for this account, [EXPIRED]...) is the
+		 * server's verdict too: the account must not keep working
+		 * offline against it (and ma_err_unavailable(MA_POLICY) is
+		 * false, so it is never answered offline). */
 		ma_offline_forget(sv->offline, req->user);
 	} else if (ma_err_unavailable(err) && cfg->offline_ttl > 0) {
 		/* SPEC 10: only when every server is unavailable, never after a

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codes.h"
 #include "log.h"
 #include "sasl.h"
 #include "secret.h"
@@ -90,6 +91,13 @@ bool ma_session_channel_binding(struct ma_session *s, struct ma_sasl_creds *c,
 	}
 	c->cb_data = buf;
 	return true;
+}
+
+void ma_session_alert(struct ma_session *s, const char *text, size_t len)
+{
+	if (s->stream == NULL || ma_stream_tls(s->stream) == NULL)
+		return;
+	ma_escape(s->alert, MA_ALERT_MAX + 1, text, len);
 }
 
 void ma_session_choose_for_probe(struct ma_session *s, bool imap_login_command)

@@ -52,6 +52,11 @@ struct ma_session {
 	char tls_cipher[64];
 	char peer[512];                  /* certificate summary, probe mode */
 	char why[512];                   /* escaped reason on failure */
+	/* The last refusal of the login as lib/codes.c reads it (NULL: none
+	 * since the last command began), and an IMAP [ALERT] that came with
+	 * the answer over TLS (escaped, at most MA_ALERT_MAX bytes). */
+	const struct ma_code_row *code_row;
+	char alert[256];
 };
 
 struct ma_sasl_creds;
@@ -83,6 +88,11 @@ enum ma_err ma_session_send_secret(struct ma_session *s, const char *head,
  * the session cannot provide one. */
 bool ma_session_channel_binding(struct ma_session *s, struct ma_sasl_creds *c,
                                 unsigned char *buf, size_t buflen);
+
+/* Record TEXT (LEN bytes) of an IMAP [ALERT] in the answer to the login:
+ * escaped and cut to MA_ALERT_MAX bytes, and only when the session is
+ * TLS (SPEC 2: nothing the server says before TLS reaches the user). */
+void ma_session_alert(struct ma_session *s, const char *text, size_t len);
 
 /* `mailauth probe`: record the mechanism the login would start with. */
 void ma_session_choose_for_probe(struct ma_session *s, bool imap_login_command);

@@ -359,7 +359,7 @@ void ma_shield_record(struct ma_shield *sh, const char *user, const char *passwo
                       time_t now)
 {
 	unsigned char mac[MAC_LEN];
-	if (err != MA_OK && err != MA_AUTH_FAILED)
+	if (err != MA_OK && err != MA_AUTH_FAILED && err != MA_POLICY)
 		return;
 	if (!mac_of(sh, user, password, mac))
 		return;
@@ -385,10 +385,16 @@ void ma_shield_record(struct ma_shield *sh, const char *user, const char *passwo
 			learn_mechanism(u, res, now);
 		goto out;
 	}
-	/* Rejected: whatever was accepted before is no longer known good. */
+	/* Rejected: whatever was accepted before is no longer known good.  A
+	 * policy refusal too (the provider turned password logins off), but
+	 * it is not remembered in the negative cache: it is no verdict on this
+	 * password, and once an administrator acts the same password must
+	 * work at once, not negative_ttl later.  It still counts a failure:
+	 * a policy reply can tell a guesser that a password is right (Google
+	 * says "app password required" only for the right one). */
 	ma_wipe(u->pos_mac, MAC_LEN);
 	u->pos_until = 0;
-	if (sh->p.negative_ttl > 0) {
+	if (sh->p.negative_ttl > 0 && err == MA_AUTH_FAILED) {
 		unsigned i = u->neg_next++ % NEGATIVE_PER_USER;
 		memcpy(u->neg_mac[i], mac, MAC_LEN);
 		u->neg_until[i] = now + (time_t)sh->p.negative_ttl;

@@ -71,11 +71,13 @@ enum ma_shield_verdict ma_shield_check(struct ma_shield *sh, const char *user,
 
 /*
  * After the servers: ERR is the verdict of ma_authenticate_opts (MA_OK,
- * MA_AUTH_FAILED, or another error, which changes nothing) and RES what it
- * did.  Success fills the positive cache, forgets this password in the
- * negative cache, resets the user's failures and learns the mechanism.  A
- * rejection drops the user's positive entry, adds the negative one and
- * counts a failure for the user and the host.
+ * MA_AUTH_FAILED, MA_POLICY, or another error, which changes nothing) and
+ * RES what it did.  Success fills the positive cache, forgets this password
+ * in the negative cache, resets the user's failures and learns the
+ * mechanism.  A rejection drops the user's positive entry, adds the
+ * negative one and counts a failure for the user and the host.  A policy
+ * refusal does the same but for the negative entry (it is no verdict on
+ * the password, and must not outlive the administrator's fix).
  */
 void ma_shield_record(struct ma_shield *sh, const char *user, const char *password,
                       const char *rhost, enum ma_err err, const struct ma_result *res,

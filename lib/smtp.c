@@ -91,6 +91,33 @@ void ma_smtp_reply_init(struct ma_smtp_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Append one line's TEXT to R->joined (see struct ma_smtp_reply). */
+static void join_text(struct ma_smtp_reply *r, const char *text, size_t len)
+{
+	size_t cap = sizeof(r->joined) - 1;
+	if (r->lines == 1) {
+		r->enhanced_len = ma_codes_enhanced(text, len, (char)('0' + r->code / 100));
+	} else {
+		size_t e = r->enhanced_len;
+		if (e > 0 && len >= e && memcmp(text, r->joined, e) == 0 && (len == e || text[e] == ' ')) {
+			text += e;
+			len -= e;
+		}
+		while (len > 0 && *text == ' ') {
+			text++;
+			len--;
+		}
+		if (len == 0 || r->joined_len + 1 >= cap)
+			return;
+		r->joined[r->joined_len++] = ' ';
+	}
+	if (len > cap - r->joined_len)
+		len = cap - r->joined_len;
+	memcpy(r->joined + r->joined_len, text, len);
+	r->joined_len += len;
+	r->joined[r->joined_len] = '\0';
+}
+
 int ma_smtp_reply_add(struct ma_smtp_reply *r, const char *line, size_t len)
 {
 	int rc = -1;
@@ -117,6 +144,7 @@ int ma_smtp_reply_add(struct ma_smtp_reply *r, const char *line, size_t len)
 	r->text = text;
 	r->text_len = textlen;
 	r->complete = last;
+	join_text(r, text, textlen);
 	rc = last ? 1 : 0;
 out:
 	return rc;
@@ -184,31 +212,29 @@ out:
 
 int ma_smtp_auth_reply_kind(int code, bool payload_sent)
 {
-	/* RFC 4954 section 4 and 6: 334 carries a challenge, 235 ends it well,
-	 * 535 "Authentication credentials invalid".  504 "Unrecognized
-	 * authentication type" and 534 "Authentication mechanism is too weak"
-	 * say nothing about the password: try the next mechanism (SPEC 3).
-	 * 454 "Temporary authentication failure", 421 and every other 4xx are
-	 * temporary: the password may be fine, the PAM result is
-	 * AUTHINFO_UNAVAIL, never AUTH_ERR. */
-	if (code == 334)
+	/* RFC 4954 section 4 and 6: 334 carries a challenge, 235 ends it well;
+	 * every other reply is read through the table of lib/codes.c, here
+	 * without a text (no enhanced code, no provider row): 535 rejected,
+	 * 504 next mechanism, 534 and 432 too weak, 538 and 530 policy, other
+	 * 4xx temporary, other 5xx rejected once a credential went out. */
+	struct ma_smtp_reply r;
+	const struct ma_code_row *row;
+	ma_smtp_reply_init(&r);
+	r.code = code;
+	return ma_smtp_auth_reply(&r, payload_sent, &row);
+}
+
+int ma_smtp_auth_reply(const struct ma_smtp_reply *r, bool payload_sent,
+                       const struct ma_code_row **row)
+{
+	*row = NULL;
+	if (r->code == 334)
 		return MA_REPLY_CHALLENGE;
-	if (code == 235)
+	if (r->code == 235)
 		return MA_REPLY_SUCCESS;
-	if (code == 535)
-		return MA_REPLY_REJECTED;
-	if (code == 504 || code == 534)
-		return MA_REPLY_UNSUPPORTED;
-	if (code >= 400 && code < 500)
-		return MA_REPLY_TEMPFAIL;
-	if (code >= 500 && code < 600) {
-		/* Any other 5xx (500, 501, 502, 530, 538...): once the server has
-		 * seen a credential, it is a refusal and never a reason to try
-		 * another mechanism with the same password; before that, the
-		 * mechanism or the command is what the server does not take. */
-		return payload_sent ? MA_REPLY_REJECTED : MA_REPLY_UNSUPPORTED;
-	}
-	return -1;    /* 2xx other than 235, 3xx other than 334: out of sequence */
+	/* RFC 4954 section 6 and the providers' replies, in lib/codes.c. */
+	*row = ma_codes_smtp(r->code, r->joined, r->joined_len, payload_sent);
+	return *row != NULL ? ma_codes_sasl_reply(*row) : -1;
 }
 
 static int address_literal(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
@@ -420,6 +446,7 @@ static enum ma_err sasl_begin(void *ctx, const char *mech, const char *ir)
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return MA_INTERNAL;
 	sm->payload_sent = ir != NULL;
+	sm->s->code_row = NULL;      /* a new command, a new answer */
 	if (ir == NULL) {
 		char line[80];
 		n = snprintf(line, sizeof(line), "%s\r\n", head);
@@ -450,7 +477,7 @@ static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **
 	enum ma_err rc = read_reply(sm, &r, NULL);
 	if (rc != MA_OK)
 		return rc;
-	int k = ma_smtp_auth_reply_kind(r.code, sm->payload_sent);
+	int k = ma_smtp_auth_reply(&r, sm->payload_sent, &sm->s->code_row);
 	if (k < 0)
 		return fail(sm, MA_PROTOCOL, "unexpected reply to AUTH", r.text, r.text_len);
 	if (k == MA_REPLY_CHALLENGE) {
@@ -464,9 +491,9 @@ static enum ma_err sasl_reply(void *ctx, enum ma_sasl_reply *kind, const char **
 		*text = r.text;
 		*len = r.text_len;
 	} else if (k != MA_REPLY_SUCCESS) {
-		char esc[160];
+		char esc[200];
 		snprintf(sm->s->why, sizeof(sm->s->why), "server: %d %s", r.code,
-		         ma_escape(esc, sizeof(esc), r.text, r.text_len));
+		         ma_escape(esc, sizeof(esc), r.joined, r.joined_len));
 	}
 	*kind = (enum ma_sasl_reply)k;
 	return MA_OK;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "codes.h"
 #include "session.h"
 
 /* Bounds of one reply (SPEC 2: "total reply: bounded").  Each line is also
@@ -46,6 +47,14 @@ struct ma_smtp_reply {
 	const char *text;      /* text of the line added last: a view into the
 	                          caller's line, valid as long as it is */
 	size_t text_len;
+	/* The text of every line joined by one space, raw (escape it before
+	 * it is shown), cut at MA_CODES_TEXT_MAX - 1 bytes: the enhanced
+	 * status code of the first line (RFC 2034 section 4: repeated on
+	 * every line) and the spaces after it are left out of the later
+	 * lines, so that "534-5.7.9 a\r\n534 5.7.9  b" joins to "5.7.9 a b". */
+	char joined[MA_CODES_TEXT_MAX];
+	size_t joined_len;
+	size_t enhanced_len;   /* of the first line's enhanced code, or 0 */
 };
 
 void ma_smtp_reply_init(struct ma_smtp_reply *r);
@@ -77,6 +86,15 @@ int ma_smtp_parse_ehlo_line(const char *text, size_t len, struct ma_caps *caps);
  * (sasl.h), or -1 for a reply that is out of sequence (a protocol error).
  */
 int ma_smtp_auth_reply_kind(int code, bool payload_sent);
+
+/*
+ * The same for a whole reply R, whose joined text is read through the
+ * table of lib/codes.c (Microsoft 365's "535 5.7.139 ... disabled for the
+ * Tenant" is a policy refusal, a bare 535 a rejection); the row goes to
+ * *ROW (NULL for 334, 235 and replies out of sequence).
+ */
+int ma_smtp_auth_reply(const struct ma_smtp_reply *r, bool payload_sent,
+                       const struct ma_code_row **row);
 
 /*
  * Choose the EHLO argument into BUF (size LEN, NUL-terminated):

@@ -11,7 +11,7 @@ enum {
 	TAG_USER = 1, TAG_PASSWORD = 2, TAG_SERVICE = 3, TAG_RHOST = 4, TAG_TTY = 5,
 	TAG_RUSER = 6,
 	TAG_ERR = 16, TAG_SOURCE = 17, TAG_SERVER = 18, TAG_MECHANISM = 19, TAG_TLS = 20,
-	TAG_DETAIL = 21, TAG_LOGIN = 22,
+	TAG_DETAIL = 21, TAG_LOGIN = 22, TAG_MESSAGE = 23,
 	TAG_MAX = 32
 };
 
@@ -45,6 +45,7 @@ static const struct field response_fields[] = {
 	RESP(TAG_TLS, tls_version),
 	RESP(TAG_DETAIL, detail),
 	RESP(TAG_LOGIN, login),
+	RESP(TAG_MESSAGE, message),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -55,6 +56,14 @@ const char *ma_wire_source_name(enum ma_wire_source s)
 		"network", "cache", "negative-cache", "throttle", "offline", "broker",
 	};
 	return (unsigned)s < MA_SOURCE_COUNT ? names[s] : "unknown";
+}
+
+static bool has_control(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
 }
 
 /* ---- encoding ---- */
@@ -128,7 +137,9 @@ int ma_wire_encode_response(const struct ma_wire_response *resp, unsigned char *
 	struct out o = { buf, cap, MA_WIRE_HEADER, cap < MA_WIRE_HEADER };
 	unsigned char err = (unsigned char)resp->err, src = (unsigned char)resp->source;
 	*len = 0;
-	if ((unsigned)resp->err > MA_INTERNAL || (unsigned)resp->source >= MA_SOURCE_COUNT)
+	if ((unsigned)resp->err > MA_ERR_MAX || (unsigned)resp->source >= MA_SOURCE_COUNT)
+		return -1;
+	if (has_control(resp->message, strnlen(resp->message, sizeof(resp->message))))
 		return -1;
 	put(&o, TAG_ERR, &err, 1);
 	put(&o, TAG_SOURCE, &src, 1);
@@ -205,6 +216,12 @@ static int walk(const unsigned char *body, size_t len, const struct field *table
 			*why = "NUL byte in a field";
 			return -1;
 		}
+		/* The message goes to a user's terminal: printable text only
+		 * (the broker escapes it). */
+		if (tag == TAG_MESSAGE && has_control((const char *)v, flen)) {
+			*why = "control character in the message";
+			return -1;
+		}
 		char *d = (char *)dst + f->offset;
 		memcpy(d, v, flen);
 		d[flen] = '\0';
@@ -264,7 +281,7 @@ int ma_wire_parse_response(const unsigned char *body, size_t len,
 	if (walk(body, len, response_fields, N(response_fields), out, seen, &err, &src, why) != 0)
 		goto bad;
 	/* Only the codes this version knows; anything else is not a verdict. */
-	if (!seen[TAG_ERR] || err < MA_OK || err > MA_INTERNAL) {
+	if (!seen[TAG_ERR] || err < MA_OK || err > MA_ERR_MAX) {
 		*why = "no valid result code";
 		goto bad;
 	}

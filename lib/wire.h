@@ -8,8 +8,8 @@
  *   body: fields, each  tag (1 byte) | length (2 bytes, big-endian) | value
  *
  * Every field has a bound (user 255, password 1024, service 64, rhost 255,
- * tty 64, ruser 255 bytes), appears at most once, and never holds a NUL
- * byte; an unknown tag, a missing required field, a field of the wrong
+ * tty 64, ruser 255 bytes; message 255, which also holds no control
+ * character), appears at most once, and never holds a NUL byte; an unknown tag, a missing required field, a field of the wrong
  * type of frame or a length that does not add up is malformed.  The
  * parsers are pure functions over (buf, len), for the unit tests and
  * fuzz/fuzz_wire.c.  Structures that hold a password are wiped with
@@ -63,6 +63,10 @@ struct ma_wire_response {
 	char tls_version[16];
 	char detail[512];        /* escaped, never secret */
 	char login[256];
+	/* For the user (the PAM conversation): the server's [ALERT], escaped,
+	 * or the meaning of a policy refusal (lib/codes.c); "" for none.  No
+	 * control character (the parser refuses one). */
+	char message[256];
 };
 
 /* "network", "cache", ... */

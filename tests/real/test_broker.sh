@@ -24,7 +24,9 @@
 #     requests; the broker keeps serving;
 #   - max_connections: a server that never answers sees at most that many connections;
 #   - no broker, or a socket in a directory others can write: PAM_AUTHINFO_UNAVAIL;
-#   - SIGTERM: exit 0, socket removed.
+#   - SIGTERM: exit 0, socket removed;
+#   - a policy refusal (Microsoft 365's 535 5.7.139 from a fake server): mailauth login -b
+#     exits 5 with the meaning and the remedy.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -460,6 +462,61 @@ if [ "$(grep -l 'max_connections' "$work"/stuck.[0-9] | wc -l)" -ge 1 ] &&
 else
 	not_ok "max_connections: beyond the limit, unavailable at the deadline, saying why" \
 		"${took} ms" "$(cat "$work"/stuck.[0-9])"
+fi
+
+# --- a policy refusal (lib/codes.c) through the broker ---------------------------------------------
+# Microsoft 365's refusal, byte for byte, from a fake SMTP server over TLS: `mailauth login -b`
+# exits 5 with the meaning and Microsoft's remedy, and the broker logs result=policy.
+# (tests/fake/test_policy.sh has the rest: no negative cache, throttle, offline, PAM.)
+m365_pw='m365-Pa55word'
+python3 "$MA_ROOT/tests/fake/fake_smtp.py" --certs "$MA_CERTS" --user alice --password "$m365_pw" \
+	--scenario m365 --transcript "$work/m365.transcript" --hard-timeout 20 --script "tls
+send 220 SN4PR0501CA0057.outlook.office365.com Microsoft ESMTP MAIL Service ready
+expect EHLO
+send 250-SN4PR0501CA0057.outlook.office365.com Hello [127.0.0.1]\r\n250-SIZE 157286400\r\n250-AUTH LOGIN XOAUTH2\r\n250 ENHANCEDSTATUSCODES
+expect= AUTH LOGIN
+send 334 VXNlcm5hbWU6
+expect= {USER}
+send 334 UGFzc3dvcmQ6
+expect= {PASS}
+send 535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0501CA0057.namprd05.prod.outlook.com 2026-12-05T07:12:31.417Z 08DD1A2B3C4D5E6F]
+expect QUIT" >"$work/m365.port" 2>"$work/m365.err" &
+m365_fake=$!
+for _ in $(seq 50); do [ -s "$work/m365.port" ] && break; sleep 0.1; done
+{
+	printf 'timeout = 5\nca_file = "%s/ca.pem"\nhelo_name = "client.test"\n' "$MA_CERTS"
+	printf 'server m365 { protocol = smtp host = "127.0.0.1" port = %s tls = implicit mechanisms = {"LOGIN"} }\n' \
+		"$(head -n 1 "$work/m365.port")"
+} >"$work/m365.conf"
+chown root:nogroup "$work/m365.conf"
+chmod 640 "$work/m365.conf"
+bpid_main=$bpid
+log_mark "$blog"
+broker_start "$run/m365.socket" "$work/m365.conf"
+bpid2=$bpid
+bpid=$bpid_main
+out=$(printf '%s\n' "$m365_pw" | "$MA_TOOL" login -b "$run/m365.socket" alice 2>&1)
+rc=$?
+if [ $rc -eq 5 ]; then
+	ok "policy: Microsoft 365's 535 5.7.139 through the broker: mailauth login -b exits 5"
+else
+	not_ok "policy: Microsoft 365's 535 5.7.139 through the broker: mailauth login -b exits 5" "exit $rc" "$out"
+fi
+if [[ $out == *"meaning: Microsoft 365: SMTP AUTH (Basic) is disabled for the whole tenant"* ]] &&
+	[[ $out == *"remedy: a Microsoft 365 admin enables SMTP AUTH"* ]]; then
+	ok "policy: ... with the meaning and Microsoft's remedy"
+else
+	not_ok "policy: ... with the meaning and Microsoft's remedy" "$out"
+fi
+expect_log "$blog" 'result=policy .*code=m365-smtp-auth-disabled-tenant meaning=' \
+	"policy: the broker logs result=policy with the row"
+kill -TERM "$bpid2"
+wait "$bpid2"
+bpid2=
+if wait "$m365_fake"; then
+	ok "policy: the fake saw AUTH LOGIN, the user, the password, then QUIT"
+else
+	not_ok "policy: the fake saw AUTH LOGIN, the user, the password, then QUIT" "$(cat "$work/m365.transcript")"
 fi
 
 # --- a socket others could have planted -------------------------------------------------------------

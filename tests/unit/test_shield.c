@@ -188,6 +188,43 @@ START_TEST(other_errors_change_nothing)
 }
 END_TEST
 
+/*
+ * A policy refusal (Microsoft 365 with SMTP AUTH off, Google wanting an app
+ * password): not negative-cached (once the administrator acts, the same
+ * password must work at once), but it drops the positive entry (the server
+ * no longer accepts these credentials) and counts in the throttle (Google
+ * says "app password required" only for the right password: an oracle a
+ * guesser must not have for free), and teaches no mechanism.
+ */
+START_TEST(policy_counts_but_is_not_cached)
+{
+	struct ma_result r = result("primary", "PLAIN", false);
+	r.err = MA_POLICY;
+	r.meaning = "Microsoft 365: SMTP AUTH (Basic) is disabled for the whole tenant";
+	sh = make(300, 300, 3, 600);
+	ok("alice", "right", "192.0.2.1", T0);
+	ck_assert_int_eq(check("alice", "right", NULL, T0 + 1), ACCEPT);
+	ma_shield_record(sh, "alice", "right", "192.0.2.1", MA_POLICY, &r, T0 + 2);
+	/* No positive entry any more, and no negative one: the server is asked. */
+	ck_assert_int_eq(check("alice", "right", NULL, T0 + 3), ASK);
+	/* Two more policy refusals: three failures of alice, and of the host. */
+	ma_shield_record(sh, "alice", "right", "192.0.2.1", MA_POLICY, &r, T0 + 4);
+	ck_assert_int_eq(check("alice", "right", NULL, T0 + 5), ASK);
+	ma_shield_record(sh, "alice", "right", "192.0.2.1", MA_POLICY, &r, T0 + 6);
+	ck_assert_int_eq(check("alice", "right", NULL, T0 + 7), THROTTLE);
+	ck_assert_int_eq(check("bob", "x", "192.0.2.1", T0 + 7), THROTTLE);
+	ck_assert_int_eq(check("bob", "x", "198.51.100.1", T0 + 7), ASK);
+	/* After the window, nothing remains: no negative entry was made. */
+	ck_assert_int_eq(check("alice", "right", NULL, T0 + 7 + 600), ASK);
+	/* No mechanism learnt from a refusal. */
+	struct ma_server_hint h = { true, true };
+	ma_shield_hint(sh, "carol", "primary", T0 + 700, &h);
+	ma_shield_record(sh, "carol", "pw", NULL, MA_POLICY, &r, T0 + 700);
+	ma_shield_hint(sh, "carol", "primary", T0 + 701, &h);
+	ck_assert(!h.scram_proven && !h.plain_first);
+}
+END_TEST
+
 /* ---- negative cache ---- */
 
 START_TEST(negative_cache)
@@ -936,6 +973,7 @@ static Suite *shield_suite(void)
 	tcase_add_test(tc, no_positive_cache_when_ttl_zero);
 	tcase_add_test(tc, rejection_drops_positive_entry);
 	tcase_add_test(tc, other_errors_change_nothing);
+	tcase_add_test(tc, policy_counts_but_is_not_cached);
 	tcase_add_test(tc, negative_cache);
 	tcase_add_test(tc, negative_cache_four_passwords_per_user);
 	tcase_add_test(tc, no_negative_cache_when_ttl_zero);

@@ -269,10 +269,15 @@ START_TEST(auth_reply_kinds)
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(535, true), MA_REPLY_REJECTED);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(535, false), MA_REPLY_REJECTED);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(504, true), MA_REPLY_UNSUPPORTED);
-	ck_assert_int_eq(ma_smtp_auth_reply_kind(534, true), MA_REPLY_UNSUPPORTED);
+	/* RFC 4954 6: 534 5.7.9 too weak and 432 4.7.12 transition needed
+	 * refuse the mechanism: the next one, policy when none is accepted. */
+	ck_assert_int_eq(ma_smtp_auth_reply_kind(534, true), MA_REPLY_WEAK);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(454, true), MA_REPLY_TEMPFAIL);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(421, false), MA_REPLY_TEMPFAIL);
-	ck_assert_int_eq(ma_smtp_auth_reply_kind(432, true), MA_REPLY_TEMPFAIL);
+	ck_assert_int_eq(ma_smtp_auth_reply_kind(432, true), MA_REPLY_WEAK);
+	ck_assert_int_eq(ma_smtp_auth_reply_kind(451, true), MA_REPLY_TEMPFAIL);
+	ck_assert_int_eq(ma_smtp_auth_reply_kind(538, true), MA_REPLY_POLICY);
+	ck_assert_int_eq(ma_smtp_auth_reply_kind(530, false), MA_REPLY_POLICY);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(501, true), MA_REPLY_REJECTED);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(502, false), MA_REPLY_UNSUPPORTED);
 	ck_assert_int_eq(ma_smtp_auth_reply_kind(500, false), MA_REPLY_UNSUPPORTED);

@@ -16,7 +16,7 @@
 enum {
 	T_USER = 1, T_PASSWORD = 2, T_SERVICE = 3, T_RHOST = 4, T_TTY = 5, T_RUSER = 6,
 	T_ERR = 16, T_SOURCE = 17, T_SERVER = 18, T_MECHANISM = 19, T_TLS = 20,
-	T_DETAIL = 21, T_LOGIN = 22,
+	T_DETAIL = 21, T_LOGIN = 22, T_MESSAGE = 23,
 };
 
 #define SECRET "pw-S3cr3t-wire"
@@ -100,6 +100,8 @@ static void full_response(struct ma_wire_response *r)
 	snprintf(r->tls_version, sizeof(r->tls_version), "TLSv1.3");
 	snprintf(r->detail, sizeof(r->detail), "a2 NO [AUTHENTICATIONFAILED] Authentication failed.");
 	snprintf(r->login, sizeof(r->login), "alice@example.org");
+	snprintf(r->message, sizeof(r->message), "Application-specific password required: "
+	         "https://support.google.com/accounts/answer/185833 (Failure)");
 }
 
 static void assert_same_request(const struct ma_wire_request *a, const struct ma_wire_request *b)
@@ -123,6 +125,7 @@ static void assert_same_response(const struct ma_wire_response *a,
 	ck_assert_str_eq(a->tls_version, b->tls_version);
 	ck_assert_str_eq(a->detail, b->detail);
 	ck_assert_str_eq(a->login, b->login);
+	ck_assert_str_eq(a->message, b->message);
 }
 
 /* Encode, check the header, parse the header and the body back. */
@@ -206,6 +209,7 @@ static void refuse_response(const struct body *b, const char *what)
 	ck_assert_str_eq(out.tls_version, "");
 	ck_assert_str_eq(out.detail, "");
 	ck_assert_str_eq(out.login, "");
+	ck_assert_str_eq(out.message, "");
 }
 
 static void accept_request(enum ma_wire_type type, const struct body *b,
@@ -280,7 +284,7 @@ START_TEST(response_round_trip_every_code_and_source)
 	struct ma_wire_response r;
 	full_response(&r);
 	response_round_trip(&r);
-	for (int e = MA_OK; e <= MA_INTERNAL; e++) {
+	for (int e = MA_OK; e <= MA_ERR_MAX; e++) {
 		for (int s = 0; s < MA_SOURCE_COUNT; s++) {
 			r.err = (enum ma_err)e;
 			r.source = (enum ma_wire_source)s;
@@ -346,6 +350,7 @@ static const struct bound request_bounds[] = {
 static const struct bound response_bounds[] = {
 	RS(T_SERVER, server, 63), RS(T_MECHANISM, mechanism, 31), RS(T_TLS, tls_version, 15),
 	RS(T_DETAIL, detail, 511), RS(T_LOGIN, login, 255),
+	RS(T_MESSAGE, message, 255),
 };
 
 START_TEST(request_bounds_encoder)
@@ -512,8 +517,8 @@ START_TEST(malformed_requests)
 	refuse_request(MA_WIRE_AUTH, &b, "repeated field");
 
 	/* Unknown tags: 0, unused ones, response tags, past the table. */
-	static const unsigned unknown[] = { 0, 7, 15, T_ERR, T_SOURCE, T_SERVER, T_LOGIN, 23,
-	                                    31, 32, 0x81, 255 };
+	static const unsigned unknown[] = { 0, 7, 15, T_ERR, T_SOURCE, T_SERVER, T_LOGIN, T_MESSAGE,
+	                                    24, 31, 32, 0x81, 255 };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		b.n = 0;
 		add_str(&b, T_PASSWORD, SECRET);
@@ -650,7 +655,7 @@ START_TEST(encoder_refusals)
 
 	struct ma_wire_response p;
 	full_response(&p);
-	p.err = (enum ma_err)(MA_INTERNAL + 1);
+	p.err = (enum ma_err)(MA_ERR_MAX + 1);
 	ck_assert_int_eq(ma_wire_encode_response(&p, frame, sizeof(frame), &len), -1);
 	p.err = (enum ma_err)-1;
 	ck_assert_int_eq(ma_wire_encode_response(&p, frame, sizeof(frame), &len), -1);
@@ -721,7 +726,7 @@ START_TEST(malformed_responses)
 	refuse_response(&b, "no valid result code");
 
 	/* Codes this version does not know. */
-	static const unsigned bad_err[] = { MA_INTERNAL + 1, 0x7f, 0x80, 0xff };
+	static const unsigned bad_err[] = { MA_ERR_MAX + 1, 0x7f, 0x80, 0xff };
 	for (size_t i = 0; i < sizeof(bad_err) / sizeof(bad_err[0]); i++) {
 		b.n = 0;
 		add_code(&b, T_ERR, bad_err[i]);
@@ -763,7 +768,7 @@ START_TEST(malformed_responses)
 	refuse_response(&b, "repeated field");
 
 	/* Request tags and unknown tags. */
-	static const unsigned unknown[] = { 0, T_USER, T_PASSWORD, T_RUSER, 7, 23, 31, 32, 255 };
+	static const unsigned unknown[] = { 0, T_USER, T_PASSWORD, T_RUSER, 7, 24, 31, 32, 255 };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		b.n = 0;
 		add_code(&b, T_ERR, MA_OK);
@@ -806,6 +811,41 @@ START_TEST(malformed_responses)
 	ck_assert_int_eq(ma_wire_parse_response(b.b, b.n, &out, NULL), 0);
 	ck_assert_int_eq(out.err, MA_INTERNAL);
 	ck_assert_int_eq(out.source, MA_SOURCE_BROKER);
+}
+END_TEST
+
+/* The message goes to a user's terminal (PAM conversation): printable
+ * text only, on both sides; the policy code travels. */
+START_TEST(message_is_printable_and_policy_travels)
+{
+	struct ma_wire_response r;
+	unsigned char frame[MA_WIRE_MAX_FRAME];
+	size_t len = 99;
+
+	full_response(&r);
+	r.err = MA_POLICY;
+	response_round_trip(&r);
+	static const char *const bad[] = { "a\x1b[2Jb", "line\r\nInjected: yes", "tab\there",
+	                                   "del\x7f", "\x01" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		full_response(&r);
+		snprintf(r.message, sizeof(r.message), "%s", bad[i]);
+		ck_assert_int_eq(ma_wire_encode_response(&r, frame, sizeof(frame), &len), -1);
+		struct body b = { .n = 0 };
+		add_code(&b, T_ERR, MA_POLICY);
+		add_code(&b, T_SOURCE, MA_SOURCE_NETWORK);
+		add_str(&b, T_MESSAGE, bad[i]);
+		refuse_response(&b, "control character");
+	}
+	/* 8-bit text (escaped by the sender, but UTF-8 is not a control). */
+	struct body b = { .n = 0 };
+	add_code(&b, T_ERR, MA_POLICY);
+	add_code(&b, T_SOURCE, MA_SOURCE_NETWORK);
+	add_str(&b, T_MESSAGE, "caf\xc3\xa9 \\x1b");
+	struct ma_wire_response out;
+	ck_assert_int_eq(ma_wire_parse_response(b.b, b.n, &out, NULL), 0);
+	ck_assert_int_eq(out.err, MA_POLICY);
+	ck_assert_str_eq(out.message, "caf\xc3\xa9 \\x1b");
 }
 END_TEST
 
@@ -891,6 +931,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(tc, encoder_refusals);
 	tcase_add_test(tc, headers);
 	tcase_add_test(tc, malformed_responses);
+	tcase_add_test(tc, message_is_printable_and_policy_travels);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("secrets");
