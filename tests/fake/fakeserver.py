@@ -784,7 +784,10 @@ def make_context(args):
     d = args.certs
     chain = os.path.join(d, args.cert + "-chain.pem")
     leaf = os.path.join(d, args.cert + ".pem")
-    ctx.load_cert_chain(chain if os.path.exists(chain) and not args.leaf_only else leaf,
+    # --leaf-only is fakeserver.py's own option; fake_smtp.py and fake_more.py
+    # share make_context() without it.
+    leaf_only = getattr(args, "leaf_only", False)
+    ctx.load_cert_chain(chain if os.path.exists(chain) and not leaf_only else leaf,
                         os.path.join(d, args.cert + ".key"))
     return ctx
 
