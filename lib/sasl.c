@@ -324,6 +324,15 @@ enum ma_err ma_sasl_authenticate_policy(const struct ma_sasl_proto *proto,
 				ma_debug(log, "mechanism %s: %s", mech_table[m]->name, ma_err_name(rc));
 				if (rc == MA_NO_MECH)
 					rc = MA_AUTH_FAILED;   /* -PLUS was refused all the same */
+				/* The password was right: the binding was what the server
+				 * refused.  Say what saves that failed attempt next time. */
+				if (rc == MA_OK && c->cb_type != NULL &&
+				    strcmp(c->cb_type, "tls-exporter") == 0)
+					ma_log(log, LOG_NOTICE, "%s accepted after %s with tls-exporter was "
+					       "refused: this server binds another way (Cyrus SASL binds "
+					       "tls-unique even on TLS 1.3); set channel_binding = tls-unique "
+					       "for it to use -PLUS without a failed authentication per login",
+					       mech_table[m]->name, mech_table[cand[i]]->name);
 			}
 		}
 		/* SPEC 3: a SCRAM/CRAM rejection may come from a server whose

@@ -243,10 +243,11 @@ expect_login "channel_binding = auto: tls-exporter refused with a bare NO, SCRAM
 	0 SCRAM-SHA-256 2 1 1
 if printf '%s\n' "$NEWLOG" | grep -q 'Expected: tls-unique, received: tls-exporter' &&
 	[[ $OUT == *"retrying once with SCRAM-SHA-256 without channel binding"* ]] &&
-	[[ $OUT != *"AUTHENTICATE PLAIN"* ]]; then
-	ok "auto: Cyrus refused the binding type (not the password), the retry is logged, no PLAIN"
+	[[ $OUT != *"AUTHENTICATE PLAIN"* ]] &&
+	[[ $OUT == *"set channel_binding = tls-unique for it"* ]]; then
+	ok "auto: Cyrus refused the binding type (not the password), the retry is logged, no PLAIN, the log says to set channel_binding = tls-unique"
 else
-	not_ok "auto: Cyrus refused the binding type (not the password), the retry is logged, no PLAIN" \
+	not_ok "auto: Cyrus refused the binding type (not the password), the retry is logged, no PLAIN, the log says to set channel_binding = tls-unique" \
 		"$OUT" "--- cyrus:" "$NEWLOG"
 fi
 
