@@ -298,7 +298,17 @@ static Suite *guest_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, hung_resolver_does_not_pile_up_threads);
 	tcase_add_test(tc, fork_while_another_thread_holds_the_tls_cache_lock);
+#if defined(__SANITIZE_ADDRESS__)
+	/* GCC 12's libasan takes no lock around fork(): a child forked while
+	 * the parsing thread is inside ASan's malloc waits on the allocator's
+	 * own mutex forever, whatever our handlers do (seen under gdb:
+	 * SizeClassAllocator64::GetFromAllocator).  The plain `make check`
+	 * runs this row; it fails there when the handlers are removed. */
+	fprintf(stderr, "not run under ASan: fork_while_another_thread_parses_a_configuration "
+	                "(libasan's allocator is not fork-safe)\n");
+#else
 	tcase_add_test(tc, fork_while_another_thread_parses_a_configuration);
+#endif
 	tcase_add_test(tc, at_most_four_tickets_kept_per_connection);
 	suite_add_tcase(s, tc);
 	return s;
